@@ -1,0 +1,1 @@
+"""Thin Prefect flows over ``service/``: orchestration only, no domain logic."""

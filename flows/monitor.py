@@ -1,0 +1,48 @@
+"""The monitor flow: one pass over the current batches, retraining on debounced drift."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prefect import flow
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.runtime import flow_run
+
+from flows import tasks
+from flows.retrain import RetrainSummary, retrain
+from service.monitor import BatchVerdict, verdict_markdown
+from service.retrain import training_window
+
+
+@dataclass
+class MonitorSummary:
+    bootstrap: RetrainSummary | None = None
+    verdicts: list[BatchVerdict] = field(default_factory=list)
+    retrains: list[RetrainSummary] = field(default_factory=list)
+
+
+@flow(name="monitor")
+def monitor(config_path: str, batches: list[str] | None = None) -> MonitorSummary:
+    """Check each batch (``batches``, default the config's ``data.current``) against the champion."""
+    summary = MonitorSummary()
+    config, registry = tasks.load(config_path)
+    reference = tasks.current_reference(registry)
+    if reference is None:
+        summary.bootstrap = retrain(config_path)
+        reference = tasks.current_reference(registry)
+    stream = batches or tasks.list_batches(config)
+    for uri in stream:
+        batch, batch_hash = tasks.read_batch(uri, reference)
+        verdict = tasks.previous_verdict(registry, batch_hash)
+        if verdict is None:
+            result = tasks.drift_check(reference, batch, batch_hash, config)
+            verdict = tasks.record_check(registry, reference, result, uri, batch_hash, flow_run.get_id())
+            key = f"drift-{config.model.name}".lower().replace("_", "-")
+            create_markdown_artifact(verdict_markdown(verdict, result), key=key, description=uri)
+            create_link_artifact(verdict.report_uri, link_text=f"Drift report for {uri}", key=f"{key}-report")
+        summary.verdicts.append(verdict)
+        if verdict.retrain:
+            window = training_window(stream, uri, config.training.window)
+            summary.retrains.append(retrain(config_path, window=window, drift_run_id=verdict.check_run_id))
+            reference = tasks.current_reference(registry)
+    return summary

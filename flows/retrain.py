@@ -1,0 +1,42 @@
+"""The retrain flow: window → challenger → evaluation on the same holdout → registration → promotion."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from flows import tasks
+from service.promote import Outcome
+
+
+@dataclass(frozen=True)
+class RetrainSummary:
+    version: str
+    model: str
+    gate: str
+    outcomes: list[Outcome]
+
+
+@flow(name="retrain")
+def retrain(
+    config_path: str, window: list[str] | None = None, drift_run_id: str | None = None
+) -> RetrainSummary:
+    """Train on ``window`` (batch URIs), or on the configured reference when there is no champion yet."""
+    config, registry = tasks.load(config_path)
+    if window:
+        reference = tasks.current_reference(registry)
+        contract = reference.contract if reference else tasks.bootstrap_data(config)[1]
+        frame = tasks.load_window(window, contract)
+        uris = window
+    else:
+        frame, contract = tasks.bootstrap_data(config)
+        uris = [config.resolve(config.data.reference)]
+    challenger = tasks.fit_challenger(config, contract, frame, uris)
+    decision = tasks.evaluate(registry, challenger, contract)
+    candidate = tasks.register(registry, challenger, contract, decision, drift_run_id, flow_run.get_id())
+    outcomes = [tasks.settle(registry, candidate, decision)]
+    if outcomes[0].action != "rejected":
+        outcomes += tasks.promote_through(registry)
+    return RetrainSummary(candidate.version, candidate.name, decision.reason, outcomes)

@@ -1,0 +1,138 @@
+"""Prefect tasks: each wraps one ``service`` step, adding retries to I/O and caching to pure steps."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from service import data, monitor, promote, retrain
+from service.errors import DriftloopError
+from service.registry import Registry
+from service.settings import Config, load_config
+
+
+def _transient(task_: Any, task_run: Any, state: Any) -> bool:
+    """Retry I/O failures, never a bad input: a wrong column stays wrong however often it is read."""
+    return not isinstance(state.result(raise_on_failure=False), DriftloopError)
+
+
+IO: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": [1, 4, 10],
+    "retry_condition_fn": _transient,
+    "cache_policy": NO_CACHE,
+}
+
+
+@task(**IO)
+def load(config_path: str) -> tuple[Config, Registry]:
+    config = load_config(config_path)
+    return config, Registry(config)
+
+
+@task(**IO)
+def list_batches(config: Config) -> list[str]:
+    return data.list_batches(config.resolve(config.data.current))
+
+
+@task(**IO)
+def current_reference(registry: Registry) -> monitor.Reference | None:
+    return monitor.current_reference(registry)
+
+
+@task(**IO)
+def bootstrap_data(config: Config) -> tuple[Any, Any]:
+    return monitor.bootstrap_contract(config)
+
+
+@task(**IO)
+def read_batch(uri: str, reference: monitor.Reference) -> tuple[Any, str]:
+    return monitor.read_batch(uri, reference.contract)
+
+
+@task(**IO)
+def previous_verdict(registry: Registry, batch_hash: str) -> Any:
+    return monitor.previous_verdict(registry, batch_hash)
+
+
+def _drift_cache_key(context: Any, parameters: dict[str, Any]) -> str:
+    # A check is a pure function of the batch content, the reference and the drift settings.
+    settings = parameters["config"].drift.model_dump_json()
+    key = f"{parameters['batch_hash']}|{parameters['reference'].run_id}|{settings}"
+    return "drift-" + hashlib.sha256(key.encode()).hexdigest()
+
+
+@task(cache_key_fn=_drift_cache_key, persist_result=True)
+def drift_check(reference: monitor.Reference, batch: Any, batch_hash: str, config: Config) -> Any:
+    return monitor.run_drift_check(reference, batch, config)
+
+
+@task(**IO)
+def record_check(
+    registry: Registry,
+    reference: monitor.Reference,
+    result: Any,
+    batch_uri: str,
+    batch_hash: str,
+    flow_run_id: str | None,
+) -> monitor.BatchVerdict:
+    return monitor.record_and_decide(
+        registry, reference, result, batch_uri=batch_uri, batch_hash=batch_hash, flow_run_id=flow_run_id
+    )
+
+
+@task(**IO)
+def load_window(uris: list[str], contract: Any) -> Any:
+    return retrain.load_window(uris, contract)
+
+
+@task(cache_policy=NO_CACHE)
+def fit_challenger(config: Config, contract: Any, frame: Any, uris: list[str]) -> retrain.Challenger:
+    return retrain.fit_challenger(config, contract, frame, uris)
+
+
+@task(**IO)
+def evaluate(registry: Registry, challenger: retrain.Challenger, contract: Any) -> Any:
+    return retrain.evaluate_challenger(registry, challenger, contract)
+
+
+@task(**IO)
+def register(
+    registry: Registry,
+    challenger: retrain.Challenger,
+    contract: Any,
+    decision: Any,
+    drift_run_id: str | None,
+    flow_run_id: str | None,
+) -> Any:
+    return retrain.register_challenger(
+        registry, challenger, contract, decision, drift_run_id=drift_run_id, flow_run_id=flow_run_id
+    )
+
+
+@task(**IO)
+def settle(registry: Registry, candidate: Any, decision: Any) -> promote.Outcome:
+    return retrain.settle(registry, candidate, decision)
+
+
+@task(**IO)
+def promote_through(registry: Registry) -> list[promote.Outcome]:
+    return promote.promote_through(registry)
+
+
+@task(**IO)
+def promote_to(registry: Registry, env: str) -> promote.Outcome:
+    return promote.promote(registry, env)
+
+
+@task(**IO)
+def approve(registry: Registry, env: str) -> promote.Outcome:
+    return promote.approve(registry, env)
+
+
+@task(**IO)
+def rollback(registry: Registry, env: str) -> promote.Outcome:
+    return promote.rollback(registry, env)

@@ -1,0 +1,61 @@
+"""What the CLI prints: verdicts, promotion outcomes, registry listings and the demo's summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from service.catalog import ModelView
+from service.monitor import BatchVerdict
+from service.promote import Outcome
+
+
+def verdict_line(verdict: BatchVerdict) -> str:
+    name = verdict.batch_uri.rsplit("/", 1)[-1]
+    if verdict.already_checked:
+        return f"  {name:<18} already checked ({'drift' if verdict.dataset_drift else 'no drift'})"
+    state = "DRIFT   " if verdict.dataset_drift else "no drift"
+    columns = f" [{', '.join(verdict.drifted_columns)}]" if verdict.drifted_columns else ""
+    action = "→ retrain" if verdict.retrain else f"({verdict.reason})"
+    return f"  {name:<18} {state} {verdict.drifted_share:>4.0%} of columns{columns} {action}"
+
+
+def echo_outcome(outcome: Outcome) -> None:
+    typer.echo(f"  {outcome.env:<8} {outcome.action:<18} {outcome.message}")
+
+
+def echo_retrain(summary: Any, title: str) -> None:
+    typer.echo(f"{title}: {summary.model} v{summary.version} — gate: {summary.gate}")
+    for outcome in summary.outcomes:
+        echo_outcome(outcome)
+
+
+def echo_monitor_summary(summary: Any, show_old: bool = True) -> None:
+    if summary.bootstrap is not None:
+        echo_retrain(summary.bootstrap, "no champion yet: trained one on the reference")
+    retrains = iter(summary.retrains)
+    for verdict in summary.verdicts:
+        if verdict.already_checked and not show_old:
+            continue
+        typer.echo(verdict_line(verdict))
+        if verdict.retrain:
+            echo_retrain(next(retrains), "  retrained")
+
+
+def echo_models(views: list[ModelView]) -> None:
+    if not views:
+        typer.echo("no driftloop models in this registry")
+    for view in views:
+        typer.echo(view.name)
+        for env in view.environments:
+            aliases = ", ".join(f"@{alias} v{version}" for alias, version in sorted(env.aliases.items()))
+            typer.echo(f"  {env.env:<8} {env.registered_model:<22} {aliases or '(no aliases)'}")
+            for version in env.versions:
+                tags = version["tags"]
+                score = tags.get("challenger_score", "")  # type: ignore[union-attr]
+                metric = tags.get("metric", "")  # type: ignore[union-attr]
+                typer.echo(
+                    f"           v{version['version']:<4} {version['status'] or '-':<18} "
+                    f"{metric} {score}  git {str(tags.get('git_sha', ''))[:10]}"
+                )  # type: ignore[union-attr]

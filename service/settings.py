@@ -1,0 +1,234 @@
+"""Settings: the process environment (``DRIFTLOOP_*``) and the model configuration file schema.
+
+The model file is validated strictly on load: an unknown key or a wrong type is an error that names
+the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.errors import ConfigError
+
+DEFAULT_ESTIMATORS = {
+    "classification": "sklearn.ensemble.HistGradientBoostingClassifier",
+    "regression": "sklearn.ensemble.HistGradientBoostingRegressor",
+}
+DEFAULT_METRICS = {"classification": "f1_macro", "regression": "neg_rmse"}
+DEFAULT_CONFIG_FILE = "driftloop.yaml"
+
+
+class Settings(BaseSettings):
+    """Process-wide settings, read from ``DRIFTLOOP_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="DRIFTLOOP_", extra="ignore")
+
+    config: Path = Field(
+        default=Path(DEFAULT_CONFIG_FILE),
+        description="Model configuration file used when a command is given no --config.",
+    )
+    workdir: Path = Field(
+        default=Path("driftloop-demo"),
+        description="Folder holding the demo's data, MLflow store and Prefect home.",
+    )
+    git_sha: str | None = Field(
+        default=None,
+        description="Code version recorded on every registered model; read from git when unset.",
+    )
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSection(_Strict):
+    name: str = Field(description="Base name of the model in the registry.", pattern=r"^[A-Za-z0-9_.-]+$")
+    task: Literal["classification", "regression"] = Field(description="Kind of supervised problem.")
+    target: str = Field(description="Label column.")
+    features: list[str] | None = Field(
+        default=None, description="Feature columns; default: every column but the target and `ignore`."
+    )
+    ignore: list[str] = Field(default_factory=list, description="Columns neither used nor checked.")
+    estimator: str | None = Field(
+        default=None, description="Dotted path of a scikit-learn estimator; default per task."
+    )
+    params: dict[str, object] = Field(default_factory=dict, description="Estimator keyword arguments.")
+
+    @property
+    def estimator_path(self) -> str:
+        return self.estimator or DEFAULT_ESTIMATORS[self.task]
+
+
+class DataSection(_Strict):
+    reference: str = Field(description="Reference data (csv or parquet, any fsspec URI).")
+    current: str = Field(description="One batch or a glob of batches, taken in name order.")
+
+
+class ContractSection(_Strict):
+    min_rows: int = Field(default=10, ge=1, description="Fewest rows a batch may have.")
+    max_unseen_category_share: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Largest share of a categorical column's values not seen in the reference.",
+    )
+
+
+class DebounceSection(_Strict):
+    """Act when the latest check drifts and at least ``min_drifted`` of the last ``window`` did."""
+
+    window: int = Field(default=3, ge=1, description="How many recent checks to look at (M).")
+    min_drifted: int = Field(default=2, ge=1, description="How many of them must drift (N).")
+
+    @model_validator(mode="after")
+    def _n_within_m(self) -> DebounceSection:
+        if self.min_drifted > self.window:
+            raise ValueError(
+                f"drift.debounce.min_drifted ({self.min_drifted}) must not exceed "
+                f"drift.debounce.window ({self.window})"
+            )
+        return self
+
+
+class DriftSection(_Strict):
+    columns: list[str] | None = Field(default=None, description="Columns to check; default: features.")
+    drift_share: float = Field(
+        default=0.5, gt=0.0, le=1.0, description="Share of drifted columns that makes the dataset drift."
+    )
+    stattest: str | None = Field(default=None, description="Evidently stattest for every column.")
+    stattest_threshold: float | None = Field(default=None, gt=0.0, description="Threshold of that test.")
+    debounce: DebounceSection = Field(default_factory=DebounceSection)
+
+
+class TrainingSection(_Strict):
+    window: int = Field(default=2, ge=1, description="How many most recent batches a retrain learns from.")
+    random_state: int = Field(default=0, description="Seed for the holdout split and the estimator.")
+
+
+class EvaluationSection(_Strict):
+    metric: str | None = Field(default=None, description="f1_macro, accuracy, roc_auc, neg_rmse, r2...")
+    holdout: float = Field(default=0.25, gt=0.0, lt=1.0, description="Share of fresh data held out.")
+    min_gain: float = Field(default=0.0, description="How much the challenger must beat the champion by.")
+    slice_by: list[str] = Field(default_factory=list, description="Categorical columns to check per slice.")
+    max_slice_regression: float = Field(
+        default=0.05, ge=0.0, description="Largest drop of the metric allowed in any slice."
+    )
+    mode: Literal["enabled", "dry_run", "disabled"] = Field(
+        default="enabled",
+        description="enabled: the gate decides; dry_run: decide and record, but promote anyway; "
+        "disabled: promote without evaluating.",
+    )
+
+
+class RegistrySection(_Strict):
+    tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI; MLFLOW_TRACKING_URI wins when set."
+    )
+    artifact_root: str | None = Field(
+        default=None, description="Where new experiments keep artifacts; default: beside a local store."
+    )
+    name_template: str = Field(default="{model}-{env}", description="Registered model name per env.")
+
+    @field_validator("name_template")
+    @classmethod
+    def _has_placeholders(cls, value: str) -> str:
+        if "{model}" not in value or "{env}" not in value:
+            raise ValueError("registry.name_template must contain {model} and {env}")
+        return value
+
+
+PromotionPolicy = Literal["auto", "approval"]
+
+
+class Config(_Strict):
+    """A model configuration file (``driftloop.yaml``)."""
+
+    model: ModelSection
+    data: DataSection
+    contract: ContractSection = Field(default_factory=ContractSection)
+    drift: DriftSection = Field(default_factory=DriftSection)
+    training: TrainingSection = Field(default_factory=TrainingSection)
+    evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+    environments: list[str] = Field(default_factory=lambda: ["dev", "staging", "prod"], min_length=1)
+    promotion: dict[str, PromotionPolicy] = Field(
+        default_factory=lambda: {"prod": "approval"},
+        description="Policy per environment after the first; missing ones are auto.",
+    )
+    registry: RegistrySection = Field(default_factory=RegistrySection)
+    source: Path | None = Field(default=None, exclude=True, description="File this was read from.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        if self.model.features is not None and self.model.target in self.model.features:
+            raise ValueError(f"model.features must not contain the target {self.model.target!r}")
+        unknown = sorted(set(self.promotion) - set(self.environments))
+        if unknown:
+            raise ValueError(f"promotion has environments not in `environments`: {unknown}")
+        if len(set(self.environments)) != len(self.environments):
+            raise ValueError("environments must not repeat")
+        return self
+
+    @property
+    def metric(self) -> str:
+        return self.evaluation.metric or DEFAULT_METRICS[self.model.task]
+
+    def policy_for(self, env: str) -> PromotionPolicy:
+        return self.promotion.get(env, "auto")
+
+    def registered_name(self, env: str) -> str:
+        if env not in self.environments:
+            raise ConfigError(f"unknown environment {env!r}: expected one of {self.environments}")
+        return self.registry.name_template.format(model=self.model.name, env=env)
+
+    def resolve(self, uri: str) -> str:
+        """Read a path relative to the config file's folder; leave URIs with a scheme alone."""
+        if "://" in uri or self.source is None or Path(uri).is_absolute():
+            return uri
+        return str((self.source.parent / uri).resolve())
+
+    def tracking_uri(self) -> str:
+        env_uri = os.environ.get("MLFLOW_TRACKING_URI")
+        if env_uri:
+            return env_uri
+        if self.registry.tracking_uri:
+            return self.registry.tracking_uri
+        base = self.source.parent if self.source else Path.cwd()
+        return f"sqlite:///{(base / 'mlflow.db').resolve()}"
+
+
+def _describe(error: ValidationError, path: Path) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  - {key}: unknown key")
+        elif item["type"] == "missing":
+            lines.append(f"  - {key}: required key is missing")
+        else:
+            lines.append(f"  - {key}: {item['msg']} (got {item.get('input')!r})")
+    return f"{path} is not a valid driftloop config:\n" + "\n".join(lines)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a model configuration file, naming the key at fault on error."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with `model` and `data` sections")
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+    config.source = path.resolve()
+    return config
