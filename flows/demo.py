@@ -14,8 +14,7 @@ def run_demo(workspace: DemoWorkspace) -> None:
     config_path = str(workspace.config_path)
     typer.echo(f"driftloop demo in {workspace.root}")
     typer.echo(
-        f"  {len(workspace.batches)} batches of weather data; drift is injected from batch "
-        f"{workspace.drift_at} on\n"
+        f"  {len(workspace.batches)} batches of weather data; drift is injected from batch {workspace.drift_at} on\n"
     )
     verdicts, retrains = [], []
     for number, batch in enumerate(workspace.batches, start=1):
@@ -27,8 +26,7 @@ def run_demo(workspace: DemoWorkspace) -> None:
         retrains += [*([summary.bootstrap] if summary.bootstrap else []), *summary.retrains]
         if summary.bootstrap is not None:
             typer.echo(
-                f"approving the first model for prod, as an operator would "
-                f"(driftloop approve {MODEL_NAME} --env prod):"
+                f"approving the first model for prod, as an operator would (driftloop approve {MODEL_NAME} --env prod):"
             )
             echo_outcome(promote(config_path, "prod", "approve"))
     finish_demo(workspace, verdicts, retrains)

@@ -11,9 +11,7 @@ from service.promote import Outcome
 
 
 @flow(name="promote")
-def promote(
-    config_path: str, env: str, action: Literal["promote", "approve", "rollback"] = "promote"
-) -> Outcome:
+def promote(config_path: str, env: str, action: Literal["promote", "approve", "rollback"] = "promote") -> Outcome:
     _, registry = tasks.load(config_path)
     if action == "approve":
         return tasks.approve(registry, env)

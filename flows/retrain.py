@@ -20,9 +20,7 @@ class RetrainSummary:
 
 
 @flow(name="retrain")
-def retrain(
-    config_path: str, window: list[str] | None = None, drift_run_id: str | None = None
-) -> RetrainSummary:
+def retrain(config_path: str, window: list[str] | None = None, drift_run_id: str | None = None) -> RetrainSummary:
     """Train on ``window`` (batch URIs), or on the configured reference when there is no champion yet."""
     config, registry = tasks.load(config_path)
     if window:

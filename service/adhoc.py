@@ -8,9 +8,7 @@ from service.drift import DriftResult, check_drift
 from service.settings import DriftSection
 
 
-def check_files(
-    reference_uri: str, current_uri: str, ignore: list[str], settings: DriftSection
-) -> DriftResult:
+def check_files(reference_uri: str, current_uri: str, ignore: list[str], settings: DriftSection) -> DriftResult:
     """Compare every column but ``ignore``; column kinds are taken from the reference."""
     reference = read_window(list_batches(reference_uri))
     contract = contract_for_columns(reference, ignore, reference_uri)

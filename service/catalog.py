@@ -35,9 +35,7 @@ def _version_view(version: VersionRef) -> dict[str, object]:
     }
 
 
-def list_models(
-    tracking_uri: str, name: str | None = None, env_order: list[str] | None = None
-) -> list[ModelView]:
+def list_models(tracking_uri: str, name: str | None = None, env_order: list[str] | None = None) -> list[ModelView]:
     """Read every registered model tagged by driftloop (optionally one model) from the registry."""
     from mlflow import MlflowClient
 
@@ -52,9 +50,7 @@ def list_models(
             (version_ref(v) for v in client.search_model_versions(f"name = '{registered.name}'")),
             key=lambda ref: int(ref.version),
         )
-        aliases = {
-            alias: str(version) for alias, version in (registered.aliases or {}).items() if alias in ALIASES
-        }
+        aliases = {alias: str(version) for alias, version in (registered.aliases or {}).items() if alias in ALIASES}
         grouped.setdefault(model, []).append(
             EnvironmentView(env, registered.name, aliases, [_version_view(v) for v in versions])
         )

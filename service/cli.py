@@ -36,10 +36,16 @@ EXIT_ERROR = 2
 
 
 @app.callback()
-def _quiet_libraries() -> None:
-    """driftloop prints its own progress: keep MLflow's progress bars and notices out of it."""
+def _quiet_libraries(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's and MLflow's logs.")] = False,
+) -> None:
+    """driftloop prints its own progress and errors: keep the libraries' logs out of the terminal
+    unless asked. Flow and task logs still reach the Prefect API, where the UI shows them."""
+    if verbose:
+        return
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 
 
 def fail(message: object) -> NoReturn:
@@ -204,9 +210,7 @@ def predict(
 
 @app.command()
 def demo(
-    workdir: Annotated[Path, typer.Option(help="Folder for the demo's data and stores.")] = Path(
-        "driftloop-demo"
-    ),
+    workdir: Annotated[Path, typer.Option(help="Folder for the demo's data and stores.")] = Path("driftloop-demo"),
     batches: Annotated[int, typer.Option(min=2, help="Batches in the stream.")] = 8,
     drift_at: Annotated[int, typer.Option(min=1, help="First drifted batch.")] = 5,
     rows: Annotated[int, typer.Option(min=100, help="Rows per batch.")] = 1000,
@@ -221,7 +225,6 @@ def demo(
     # Keep Prefect's state with the demo's, unless the user points Prefect elsewhere on purpose.
     if "PREFECT_API_URL" not in os.environ:
         os.environ.setdefault("PREFECT_HOME", str(workspace.root / "prefect"))
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     # The embedded server is ours, not the user's: it phones nowhere.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.demo import run_demo

@@ -103,10 +103,7 @@ def _column_problems(series: pd.Series, spec: ColumnSpec, contract: DataContract
         if _kind_of(series) != "numeric":
             bad = values[pd.to_numeric(values, errors="coerce").isna()].astype(str).unique()[:_EXAMPLES]
             return [
-                (
-                    f"column {spec.name!r} has dtype {series.dtype}: expected numeric values "
-                    f"(found e.g. {list(bad)})"
-                )
+                (f"column {spec.name!r} has dtype {series.dtype}: expected numeric values (found e.g. {list(bad)})")
             ]
         return []
     unseen = values.astype(str)[~values.astype(str).isin(spec.categories)]
@@ -159,8 +156,7 @@ def contract_to_dict(contract: DataContract) -> dict[str, object]:
     """A JSON form kept with each trained model, so scoring needs no access to the training data."""
     return {
         "features": [
-            {"name": spec.name, "kind": spec.kind, "categories": sorted(spec.categories)}
-            for spec in contract.features
+            {"name": spec.name, "kind": spec.kind, "categories": sorted(spec.categories)} for spec in contract.features
         ],
         "target": contract.target,
         "ignore": list(contract.ignore),

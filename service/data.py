@@ -47,7 +47,8 @@ def read_frame(uri: str) -> pd.DataFrame:
         with fsspec.open(uri, "rb", compression="infer") as handle:
             if kind == "parquet":
                 return pd.read_parquet(handle)
-            return pd.read_csv(handle)
+            # round_trip: floats read back exactly as written, so csv and parquet copies hash alike.
+            return pd.read_csv(handle, float_precision="round_trip")
     except FileNotFoundError:
         raise DataSourceError(f"{uri}: file not found") from None
     except pd.errors.EmptyDataError:
@@ -75,7 +76,7 @@ def write_frame(frame: pd.DataFrame, uri: str) -> None:
                 frame.to_parquet(handle, index=False)
             else:
                 frame.to_csv(handle, index=False)
-    except OSError as exc:
+    except (OSError, ValueError, ImportError) as exc:
         raise DataSourceError(f"{uri}: cannot write: {exc}") from None
 
 

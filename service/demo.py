@@ -49,8 +49,7 @@ def prepare_workspace(root: Path, n_batches: int, rows: int, drift_at: int) -> D
     if root.exists() and any(root.iterdir()):
         if not (root / MARKER).exists():
             raise ConfigError(
-                f"{root}: folder exists and is not a driftloop demo folder (no {MARKER}): "
-                "choose another --workdir"
+                f"{root}: folder exists and is not a driftloop demo folder (no {MARKER}): choose another --workdir"
             )
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)

@@ -48,9 +48,7 @@ def accept_candidate(registry: Registry, candidate: VersionRef, decision: GateDe
     if decision.promote:
         return _make_champion(registry, env, candidate)
     registry.tag_version(candidate, {"status": "rejected", "rejected_reason": decision.reason})
-    return Outcome(
-        env, candidate.name, candidate.version, "rejected", f"{candidate.uri} rejected: {decision.reason}"
-    )
+    return Outcome(env, candidate.name, candidate.version, "rejected", f"{candidate.uri} rejected: {decision.reason}")
 
 
 def promote(registry: Registry, to_env: str) -> Outcome:
@@ -60,9 +58,7 @@ def promote(registry: Registry, to_env: str) -> Outcome:
         raise PromotionError(f"unknown environment {to_env!r}: expected one of {envs}")
     position = envs.index(to_env)
     if position == 0:
-        raise PromotionError(
-            f"{to_env!r} is the first environment: versions enter it by training, not promotion"
-        )
+        raise PromotionError(f"{to_env!r} is the first environment: versions enter it by training, not promotion")
     source_env = envs[position - 1]
     source = registry.at_alias(source_env, CHAMPION)
     if source is None:

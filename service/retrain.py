@@ -36,9 +36,7 @@ def load_window(uris: list[str], contract: DataContract) -> pd.DataFrame:
     return conform(read_window(uris), contract)
 
 
-def fit_challenger(
-    config: Config, contract: DataContract, frame: pd.DataFrame, uris: list[str]
-) -> Challenger:
+def fit_challenger(config: Config, contract: DataContract, frame: pd.DataFrame, uris: list[str]) -> Challenger:
     train, holdout = split_holdout(frame, config)
     model = fit_pipeline(config, contract, train)
     return Challenger(model, train, holdout, tuple(uris))

@@ -7,6 +7,7 @@ the key, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import os
+import string
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +22,11 @@ DEFAULT_ESTIMATORS = {
     "regression": "sklearn.ensemble.HistGradientBoostingRegressor",
 }
 DEFAULT_METRICS = {"classification": "f1_macro", "regression": "neg_rmse"}
+# Every metric is "higher is better"; service.evaluate implements exactly these.
+METRICS_BY_TASK = {
+    "classification": ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc"),
+    "regression": ("r2", "neg_rmse", "neg_mae"),
+}
 DEFAULT_CONFIG_FILE = "driftloop.yaml"
 
 
@@ -90,8 +96,7 @@ class DebounceSection(_Strict):
     def _n_within_m(self) -> DebounceSection:
         if self.min_drifted > self.window:
             raise ValueError(
-                f"drift.debounce.min_drifted ({self.min_drifted}) must not exceed "
-                f"drift.debounce.window ({self.window})"
+                f"drift.debounce.min_drifted ({self.min_drifted}) must not exceed drift.debounce.window ({self.window})"
             )
         return self
 
@@ -138,8 +143,9 @@ class RegistrySection(_Strict):
     @field_validator("name_template")
     @classmethod
     def _has_placeholders(cls, value: str) -> str:
-        if "{model}" not in value or "{env}" not in value:
-            raise ValueError("registry.name_template must contain {model} and {env}")
+        fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        if fields != {"model", "env"}:
+            raise ValueError(f"must use exactly the placeholders {{model}} and {{env}}, found {sorted(fields)}")
         return value
 
 
@@ -172,6 +178,12 @@ class Config(_Strict):
             raise ValueError(f"promotion has environments not in `environments`: {unknown}")
         if len(set(self.environments)) != len(self.environments):
             raise ValueError("environments must not repeat")
+        allowed = METRICS_BY_TASK[self.model.task]
+        if self.evaluation.metric is not None and self.evaluation.metric not in allowed:
+            raise ValueError(
+                f"evaluation.metric {self.evaluation.metric!r} does not fit a {self.model.task} model: "
+                f"expected one of {list(allowed)}"
+            )
         return self
 
     @property
@@ -222,6 +234,8 @@ def load_config(path: str | Path) -> Config:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

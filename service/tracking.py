@@ -162,9 +162,7 @@ def log_training_run(
 
     config = registry.config
     features_train = train[features]
-    with mlflow.start_run(
-        experiment_id=registry.experiment_id(TRAINING), run_name=f"train {config.model.name}"
-    ) as run:
+    with mlflow.start_run(experiment_id=registry.experiment_id(TRAINING), run_name=f"train {config.model.name}") as run:
         mlflow.set_tags({f"{TAG}{key}": value for key, value in {"kind": "training", **tags}.items()})
         mlflow.log_params(
             {

@@ -49,9 +49,7 @@ def make_frame(
 
 
 def run(reference: pd.DataFrame, current: pd.DataFrame, **drift: object) -> DriftResult:
-    return check_drift(
-        reference, current, numerical=NUMERICAL, categorical=CATEGORICAL, settings=DriftSection(**drift)
-    )
+    return check_drift(reference, current, numerical=NUMERICAL, categorical=CATEGORICAL, settings=DriftSection(**drift))
 
 
 @pytest.mark.parametrize(
@@ -192,9 +190,7 @@ def test_only_requested_columns_are_checked() -> None:
     reference = make_frame(600, seed=REF_SEED)
     current = make_frame(600, seed=CUR_SEED, shift={"income": 3.0})
     # when
-    result = check_drift(
-        reference, current, numerical=["age", "score"], categorical=["city"], settings=DriftSection()
-    )
+    result = check_drift(reference, current, numerical=["age", "score"], categorical=["city"], settings=DriftSection())
     # then
     assert [c.column for c in result.columns] == ["age", "score", "city"]
     assert result.drifted_columns() == []
@@ -203,10 +199,7 @@ def test_only_requested_columns_are_checked() -> None:
 
 def test_importing_the_module_does_not_import_evidently() -> None:
     # given: a fresh interpreter at the project root
-    code = (
-        "import sys, service.drift; "
-        "print(sorted(m for m in ('evidently', 'prefect', 'mlflow') if m in sys.modules))"
-    )
+    code = "import sys, service.drift; print(sorted(m for m in ('evidently', 'prefect', 'mlflow') if m in sys.modules))"
     # when
     root = Path(__file__).parents[2]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)

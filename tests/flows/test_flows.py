@@ -1,0 +1,164 @@
+"""The Prefect flows on a real Prefect test API (one per session) with a real MLflow sqlite store."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flows.inference import batch_inference
+from flows.monitor import monitor
+from flows.promote import promote
+from service.errors import ContractViolation
+from service.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry
+from service.settings import load_config
+
+
+def registry_state(config_path: Path) -> dict[str, object]:
+    registry = Registry(load_config(config_path))
+    return {
+        env: {
+            "versions": [v.version for v in registry.versions(env)],
+            **{
+                alias: getattr(registry.at_alias(env, alias), "version", None)
+                for alias in (CHAMPION, CHALLENGER, PREVIOUS)
+            },
+        }
+        for env in registry.config.environments
+    }
+
+
+def monitoring_runs(config_path: Path) -> int:
+    registry = Registry(load_config(config_path))
+    return len(registry.client.search_runs([registry.experiment_id("monitoring")]))
+
+
+def test_monitor_detects_drift_at_the_injected_batch_and_retrains_once_for_the_burst(
+    prefect: str, world: Callable[..., Path]
+) -> None:
+    # given a stream of 6 batches drifting from batch 4, debounce "2 of the last 3", and no champion
+    config_path = world(n_batches=6, drift_at=4)
+    # when one monitoring pass runs
+    summary = monitor(str(config_path))
+    # then a first champion is trained on the reference
+    assert summary.bootstrap is not None and summary.bootstrap.version == "1"
+    # and drift is seen at batch 4 and not before; batch 5 confirms it and triggers the only retrain
+    verdicts = {Path(v.batch_uri).name: v for v in summary.verdicts}
+    assert [name for name, v in verdicts.items() if v.dataset_drift] == ["batch_004.csv", "batch_005.csv"]
+    assert [name for name, v in verdicts.items() if v.retrain] == ["batch_005.csv"]
+    assert len(summary.retrains) == 1
+    # and batch 6, checked against the retrained champion's data, does not drift
+    assert not verdicts["batch_006.csv"].dataset_drift
+    # and the new version reached staging automatically while prod waits for approval
+    assert registry_state(config_path) == {
+        "dev": {"versions": ["1", "2"], CHAMPION: "2", CHALLENGER: None, PREVIOUS: "1"},
+        "staging": {"versions": ["1", "2"], CHAMPION: "2", CHALLENGER: None, PREVIOUS: "1"},
+        "prod": {"versions": ["1", "2"], CHAMPION: None, CHALLENGER: "2", PREVIOUS: None},
+    }
+    # and the version carries the drift report of the check that triggered it
+    registry = Registry(load_config(config_path))
+    v2 = registry.version("dev", "2")
+    assert v2.tags["driftloop.drift_run_id"] == verdicts["batch_005.csv"].check_run_id
+    report = registry.client.download_artifacts(v2.run_id, "drift/drift_report.html")
+    assert Path(report).stat().st_size > 10_000
+
+
+def test_a_second_pass_checks_no_batch_twice_and_trains_nothing(prefect: str, world: Callable[..., Path]) -> None:
+    # given a pass over the whole stream
+    config_path = world(n_batches=5, drift_at=4)
+    monitor(str(config_path))
+    state, runs = registry_state(config_path), monitoring_runs(config_path)
+    # when the monitor runs again over the same batches (a schedule firing with nothing new)
+    again = monitor(str(config_path))
+    # then every batch is recognised as checked, and no run, version or alias is added
+    assert again.bootstrap is None and again.retrains == []
+    assert all(v.already_checked for v in again.verdicts)
+    assert monitoring_runs(config_path) == runs == 5
+    assert registry_state(config_path) == state
+
+
+def test_monitor_publishes_the_drift_verdict_as_prefect_artifacts(prefect: str, world: Callable[..., Path]) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    # given a monitor pass over a stream whose last batch drifts
+    config_path = world(n_batches=2, drift_at=2)
+    summary = monitor(str(config_path))
+    # when the Prefect API is asked for the model's drift artifacts
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["drift-weather", "drift-weather-report"])),
+        )
+    # then the verdict names the drifted batch, and a link (rendered as markdown) points at its report
+    verdicts = [str(a.data) for a in found if a.key == "drift-weather"]
+    assert any("Drift detected" in text and "batch_002.csv" in text for text in verdicts)
+    assert any("No drift" in text and "batch_001.csv" in text for text in verdicts)
+    links = [str(a.data) for a in found if a.key == "drift-weather-report"]
+    assert any(summary.verdicts[-1].report_uri in link for link in links)
+
+
+def test_a_bad_batch_stops_the_pass_naming_file_and_column_and_changes_nothing(
+    prefect: str, world: Callable[..., Path], tmp_path: Path
+) -> None:
+    # given a monitored stream
+    config_path = world(n_batches=3, drift_at=3)
+    monitor(str(config_path))
+    state, runs = registry_state(config_path), monitoring_runs(config_path)
+    # when a batch arrives without its humidity column
+    good = pd.read_csv(tmp_path / "data" / "stream" / "batch_003.csv")
+    bad_path = tmp_path / "data" / "stream" / "batch_004.csv"
+    good.drop(columns=["humidity"]).to_csv(bad_path, index=False)
+    # then the pass fails with the file and the column named
+    with pytest.raises(ContractViolation, match=r"batch_004\.csv(.|\n)*'humidity' is missing"):
+        monitor(str(config_path))
+    # and nothing was recorded, registered or moved
+    assert registry_state(config_path) == state
+    assert monitoring_runs(config_path) == runs
+
+
+def test_promote_flow_approves_and_rolls_back(prefect: str, world: Callable[..., Path]) -> None:
+    # given v1 approved for prod, and v2 waiting for approval after a drift retrain
+    config_path = world(n_batches=5, drift_at=4)
+    shutil.move(config_path.parent / "data" / "stream" / "batch_004.csv", config_path.parent / "held_004.csv")
+    shutil.move(config_path.parent / "data" / "stream" / "batch_005.csv", config_path.parent / "held_005.csv")
+    monitor(str(config_path))
+    assert promote(str(config_path), "prod", "approve").action == "champion"
+    shutil.move(config_path.parent / "held_004.csv", config_path.parent / "data" / "stream" / "batch_004.csv")
+    shutil.move(config_path.parent / "held_005.csv", config_path.parent / "data" / "stream" / "batch_005.csv")
+    monitor(str(config_path))
+    assert registry_state(config_path)["prod"] == {
+        "versions": ["1", "2"],
+        CHAMPION: "1",
+        CHALLENGER: "2",
+        PREVIOUS: None,
+    }
+    # when v2 is approved and then rolled back
+    approved = promote(str(config_path), "prod", "approve")
+    after_approval = registry_state(config_path)["prod"]
+    rolled = promote(str(config_path), "prod", "rollback")
+    # then approval made v2 champion with v1 previous, and rollback put v1 back
+    assert approved.action == "champion"
+    assert after_approval == {"versions": ["1", "2"], CHAMPION: "2", CHALLENGER: None, PREVIOUS: "1"}
+    assert rolled.action == "rolled_back"
+    assert registry_state(config_path)["prod"][CHAMPION] == "1"
+
+
+def test_batch_inference_scores_with_the_environment_champion(
+    prefect: str, world: Callable[..., Path], tmp_path: Path
+) -> None:
+    # given a champion in staging
+    config_path = world(n_batches=1, drift_at=2)
+    monitor(str(config_path))
+    unlabeled = tmp_path / "to_score.csv"
+    pd.read_csv(tmp_path / "data" / "stream" / "batch_001.csv").drop(columns=["weather"]).to_csv(unlabeled, index=False)
+    # when a batch without labels is scored
+    out = tmp_path / "scored" / "predictions.parquet"
+    summary = batch_inference(str(config_path), "staging", str(unlabeled), str(out))
+    # then every row has a prediction among the known classes
+    scored = pd.read_parquet(out)
+    assert summary.rows == len(scored) == 600
+    assert set(scored["prediction"]) <= {"sunny", "cloudy", "rainy"}
+    assert summary.model_uri == "models:/weather-staging/1"

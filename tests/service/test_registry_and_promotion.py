@@ -1,0 +1,210 @@
+"""Registry and promotion against a real MLflow sqlite store in tmp_path, driven by `service/` alone
+(no orchestrator): registration, lineage, idempotence, the gate, approval and rollback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from service.errors import PromotionError
+from service.evaluate import GateDecision
+from service.monitor import bootstrap_contract
+from service.promote import Outcome, approve, promote_through, rollback
+from service.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry, VersionRef
+from service.retrain import (
+    evaluate_challenger,
+    fit_challenger,
+    load_window,
+    register_challenger,
+    settle,
+)
+from service.settings import load_config
+
+
+def aliases(registry: Registry) -> dict[str, dict[str, str | None]]:
+    return {
+        env: {
+            alias: getattr(registry.at_alias(env, alias), "version", None) for alias in (CHAMPION, CHALLENGER, PREVIOUS)
+        }
+        for env in registry.config.environments
+    }
+
+
+def train(
+    registry: Registry, window: list[str] | None = None, estimator: str | None = None
+) -> tuple[VersionRef, GateDecision, Outcome]:
+    """What the retrain flow does, step by step, with no orchestrator."""
+    config = registry.config
+    if estimator:
+        config.model.estimator = estimator
+    frame, contract = bootstrap_contract(config)
+    uris = [config.resolve(config.data.reference)]
+    if window:
+        frame, uris = load_window(window, contract), window
+    challenger = fit_challenger(config, contract, frame, uris)
+    decision = evaluate_challenger(registry, challenger, contract)
+    version = register_challenger(registry, challenger, contract, decision, drift_run_id=None, flow_run_id="f-1")
+    return version, decision, settle(registry, version, decision)
+
+
+@pytest.fixture
+def registry(world: Callable[..., Path]) -> Registry:
+    return Registry(load_config(world(n_batches=5, drift_at=4)))
+
+
+def drifted_window(registry: Registry) -> list[str]:
+    folder = Path(registry.config.resolve("data/stream"))
+    return [str(folder / "batch_004.csv"), str(folder / "batch_005.csv")]
+
+
+def test_first_model_is_champion_in_dev_and_staging_and_waits_for_approval_in_prod(
+    registry: Registry,
+) -> None:
+    # given an empty registry, when the first model is trained and promoted along the environments
+    _version, decision, outcome = train(registry)
+    outcomes = promote_through(registry)
+    # then it is champion in dev and staging, and prod holds it as challenger awaiting approval
+    assert decision.passed and decision.reason == "no champion yet"
+    assert outcome.action == "champion"
+    assert [o.action for o in outcomes] == ["champion", "awaiting_approval"]
+    assert aliases(registry) == {
+        "dev": {CHAMPION: "1", CHALLENGER: None, PREVIOUS: None},
+        "staging": {CHAMPION: "1", CHALLENGER: None, PREVIOUS: None},
+        "prod": {CHAMPION: None, CHALLENGER: "1", PREVIOUS: None},
+    }
+    assert registry.version("prod", "1").tags["driftloop.status"] == "awaiting_approval"
+
+
+def test_registered_version_carries_signature_example_datasets_metrics_and_lineage(
+    registry: Registry,
+) -> None:
+    # when a model is trained and registered
+    version, decision, _ = train(registry)
+    # then the version has a signature and an input example
+    info = mlflow.models.get_model_info(version.uri)
+    assert info.signature is not None
+    assert {spec.name for spec in info.signature.inputs.inputs} >= {"temperature", "region"}
+    assert info.saved_input_example_info is not None
+    # and its training run has the datasets, the holdout metric and the lineage artifacts
+    run = registry.client.get_run(version.run_id)
+    contexts = {tag.value for item in run.inputs.dataset_inputs for tag in item.tags}
+    assert {"training", "holdout"} <= contexts
+    assert run.data.metrics["holdout.challenger.f1_macro"] == pytest.approx(decision.challenger_score)
+    lineage = registry.lineage(version)
+    assert lineage["training_data"] == [registry.config.resolve("data/reference.csv")]
+    assert len(str(lineage["train_hash"])) == 64
+    for key in ("git_sha", "code_version", "train_hash", "holdout_hash", "flow_run_id", "training_run_id"):
+        assert version.tags[f"driftloop.{key}"], key
+    assert version.tags["driftloop.flow_run_id"] == "f-1"
+
+
+def test_registering_the_same_training_run_again_returns_the_same_version(registry: Registry) -> None:
+    # given a registered version
+    version, _, _ = train(registry)
+    model_uri = f"runs:/{version.run_id}/model"
+    # when its training run is registered again (a retried task)
+    again = registry.register(version.run_id, model_uri, "dev", {})
+    # then no duplicate version exists
+    assert again.version == version.version
+    assert [v.version for v in registry.versions("dev")] == ["1"]
+
+
+def test_promoting_twice_copies_once(registry: Registry) -> None:
+    # given the first model promoted along the environments
+    train(registry)
+    promote_through(registry)
+    # when promotion runs again
+    outcomes = promote_through(registry)
+    # then nothing is copied twice and nothing moves
+    assert [o.action for o in outcomes] == ["unchanged", "awaiting_approval"]
+    assert [v.version for v in registry.versions("staging")] == ["1"]
+    assert [v.version for v in registry.versions("prod")] == ["1"]
+
+
+def test_better_challenger_replaces_champion_and_old_one_becomes_previous(registry: Registry) -> None:
+    # given a champion trained before the drift
+    train(registry)
+    promote_through(registry)
+    # when a challenger is trained on drifted data
+    _version, decision, outcome = train(registry, drifted_window(registry))
+    promote_through(registry)
+    # then it wins on the same fresh holdout and moves along to prod's approval
+    assert decision.passed and decision.champion_score is not None
+    assert decision.challenger_score > decision.champion_score
+    assert outcome.action == "champion"
+    assert aliases(registry)["dev"] == {CHAMPION: "2", CHALLENGER: None, PREVIOUS: "1"}
+    assert aliases(registry)["staging"] == {CHAMPION: "2", CHALLENGER: None, PREVIOUS: "1"}
+    assert aliases(registry)["prod"][CHALLENGER] == "2"
+
+
+def test_worse_challenger_stays_in_dev_tagged_with_why_and_nothing_moves(registry: Registry) -> None:
+    # given a champion trained before the drift, promoted along
+    train(registry)
+    promote_through(registry)
+    before = aliases(registry)
+    # when a useless challenger (always predicts the majority class) is trained
+    version, decision, outcome = train(registry, drifted_window(registry), "sklearn.dummy.DummyClassifier")
+    # then the gate rejects it, it is tagged with the reason, and no alias moves
+    assert not decision.passed
+    assert outcome.action == "rejected"
+    tags = registry.version("dev", version.version).tags
+    assert tags["driftloop.status"] == "rejected"
+    assert "below the required" in tags["driftloop.rejected_reason"]
+    assert aliases(registry) == before
+    assert [v.version for v in registry.versions("staging")] == ["1"]
+
+
+def test_approve_then_rollback_restores_the_previous_prod_champion(registry: Registry) -> None:
+    # given prod approved on v1 and v2 waiting for approval
+    train(registry)
+    promote_through(registry)
+    approve(registry, "prod")
+    train(registry, drifted_window(registry))
+    promote_through(registry)
+    assert aliases(registry)["prod"] == {CHAMPION: "1", CHALLENGER: "2", PREVIOUS: None}
+    # when v2 is approved
+    approved = approve(registry, "prod")
+    # then it is champion and v1 is previous
+    assert approved.action == "champion"
+    assert aliases(registry)["prod"] == {CHAMPION: "2", CHALLENGER: None, PREVIOUS: "1"}
+    # when prod is rolled back
+    rolled = rollback(registry, "prod")
+    # then v1 is champion again and v2 is tagged as rolled back
+    assert rolled.action == "rolled_back"
+    assert aliases(registry)["prod"][CHAMPION] == "1"
+    assert registry.version("prod", "2").tags["driftloop.status"] == "rolled_back"
+
+
+def test_approval_or_rollback_with_nothing_to_act_on_is_an_error_that_changes_nothing(
+    registry: Registry,
+) -> None:
+    # given the first model promoted: prod has a challenger but no champion, staging nothing waiting
+    train(registry)
+    promote_through(registry)
+    before = aliases(registry)
+    # when approving an environment with nothing waiting, or rolling back one with no previous
+    with pytest.raises(PromotionError, match="weather-staging has no @challenger"):
+        approve(registry, "staging")
+    with pytest.raises(PromotionError, match="weather-prod has no @previous"):
+        rollback(registry, "prod")
+    # then nothing moved
+    assert aliases(registry) == before
+
+
+def test_contract_is_stored_with_the_model_as_json(registry: Registry) -> None:
+    version, _, _ = train(registry)
+    contract = registry.run_dict(version.run_id, "contract.json")
+    assert json.loads(json.dumps(contract))["target"] == "weather"
+    assert {item["name"] for item in contract["features"]} == {
+        "temperature",
+        "humidity",
+        "pressure",
+        "wind_speed",
+        "cloud_cover",
+        "region",
+        "season",
+    }
