@@ -26,11 +26,11 @@ def monitor(config_path: str, batches: list[str] | None = None) -> MonitorSummar
     """Check each batch (``batches``, default the config's ``data.current``) against the champion."""
     summary = MonitorSummary()
     config, registry = tasks.load(config_path)
+    stream = batches or tasks.list_batches(config)
     reference = tasks.current_reference(registry)
     if reference is None:
         summary.bootstrap = retrain(config_path)
         reference = tasks.current_reference(registry)
-    stream = batches or tasks.list_batches(config)
     for uri in stream:
         batch, batch_hash = tasks.read_batch(uri, reference)
         verdict = tasks.previous_verdict(registry, batch_hash)
