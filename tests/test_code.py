@@ -1,0 +1,44 @@
+"""Code tests: lint clean, and the layering DESIGN.md asks for (service/ knows nothing of Prefect)."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "service").glob("*.py")), ids=lambda p: p.name)
+def test_service_module_does_not_import_prefect(path: Path) -> None:
+    # cli.py alone may start flows, and only from inside its commands
+    modules = imported_modules(path)
+    assert "prefect" not in modules
+    if path.name != "cli.py":
+        assert "flows" not in modules
+
+
+def test_service_modules_stay_small() -> None:
+    sizes = {path.name: len(path.read_text().splitlines()) for path in (ROOT / "service").glob("*.py")}
+    assert {name: size for name, size in sizes.items() if size > 300} == {}
+
+
+def test_ruff_finds_nothing() -> None:
+    ruff = shutil.which("ruff")
+    assert ruff, "ruff is installed by the [test] extra"
+    result = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
