@@ -209,6 +209,21 @@ def predict(
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the driftloop API (models, versions, aliases; probes at /healthz and /readyz)."""
+    import uvicorn
+
+    from service.api import create_app
+
+    with reported_errors():
+        api = create_app()
+    uvicorn.run(api, host=host, port=port, log_level="warning")
+
+
+@app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Folder for the demo's data and stores.")] = Path("driftloop-demo"),
     batches: Annotated[int, typer.Option(min=2, help="Batches in the stream.")] = 8,

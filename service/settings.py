@@ -43,6 +43,13 @@ class Settings(BaseSettings):
         default=Path("driftloop-demo"),
         description="Folder holding the demo's data, MLflow store and Prefect home.",
     )
+    models_dir: Path = Field(
+        default=Path("/etc/driftloop/models"),
+        description="Folder of model config files (*.yaml) that the API serves; one file per model.",
+    )
+    tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI for the API when no model config names one."
+    )
     git_sha: str | None = Field(
         default=None,
         description="Code version recorded on every registered model; read from git when unset.",
