@@ -1,21 +1,23 @@
-"""Data drift check: compare a batch with the reference data using Evidently's ``DataDriftPreset``.
+"""Data drift check of a batch against the reference: per-column tests, a dataset verdict, a report.
 
-The verdicts are read from Evidently's *test results* (FAIL = drifted), not re-derived from raw scores,
-so that driftloop and the HTML report can never disagree. Evidently is imported lazily inside
-:func:`check_drift` because importing it takes seconds and the CLI's ``--help`` must stay fast.
+Two engines give the same verdicts. ``fast`` (the default) computes Evidently's own tests with
+numpy on every row (``service.drift_stats``) and has Evidently draw the HTML report on a sample when
+the data is large — the report then says so. ``evidently`` runs Evidently's full report on every row;
+it is the reference the fast engine is tested against, and the fallback for a stattest the fast engine
+does not implement.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from service.errors import ConfigError
+import pandas as pd
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from service.settings import DriftSection
+from service import drift_stats
+from service.settings import DriftSection
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,45 @@ class DriftResult:
         }
 
 
+ReferenceProfile = dict[str, drift_stats.ColumnSide]
+
+
+def profile_reference(reference: pd.DataFrame, numerical: list[str], categorical: list[str]) -> ReferenceProfile:
+    """The reference side of every column's test, prepared once and reused for every batch."""
+    columns = [*numerical, *categorical]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        sides = pool.map(lambda name: drift_stats.prepare(reference[name], numeric=name in numerical), columns)
+        return dict(zip(columns, sides, strict=True))
+
+
+def _sample(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
+    return frame if len(frame) <= rows else frame.sample(n=rows, random_state=0)
+
+
+def _sampled_report(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numerical: list[str],
+    categorical: list[str],
+    settings: DriftSection,
+    verdict: str,
+) -> str:
+    from service.drift_evidently import evidently_check
+
+    ref_sample, cur_sample = _sample(reference, settings.report_rows), _sample(current, settings.report_rows)
+    html = evidently_check(ref_sample, cur_sample, numerical=numerical, categorical=categorical, settings=settings).html
+    if len(ref_sample) == len(reference) and len(cur_sample) == len(current):
+        return html
+    note = (
+        '<div style="padding:12px;margin:8px;border:2px solid #c60;font-family:sans-serif">'
+        f"<b>driftloop:</b> Evidently drew this report on a random sample of {len(ref_sample):,} of "
+        f"{len(reference):,} reference rows and {len(cur_sample):,} of {len(current):,} current rows. "
+        f"driftloop's verdict uses every row: {verdict}.</div>"
+    )
+    head, body_tag, rest = html.partition("<body>")
+    return head + body_tag + note + rest if body_tag else note + html
+
+
 def check_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -73,105 +114,47 @@ def check_drift(
     numerical: list[str],
     categorical: list[str],
     settings: DriftSection,
+    profile: ReferenceProfile | None = None,
+    with_report: bool = True,
 ) -> DriftResult:
-    """Check ``current`` against ``reference``; only the given numerical + categorical columns are checked.
+    """Check ``current`` against ``reference`` on the given numerical and categorical columns only.
 
-    Other columns are ignored. ``settings.columns`` is not read here: the caller resolves which columns
-    to check and of which kind. Raises ``ConfigError`` when ``settings.stattest`` is not an Evidently
-    test for one of the column kinds.
+    ``profile`` (from :func:`profile_reference`) saves re-preparing the reference for every batch.
     """
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.legacy.calculations.stattests import get_stattest
-    from evidently.legacy.tests.base_test import TestStatus
-    from evidently.metrics import DriftedColumnsCount, ValueDrift
-    from evidently.presets import DataDriftPreset
-
     columns = [*numerical, *categorical]
     if not columns or len(set(columns)) != len(columns):
         raise ValueError(f"need distinct columns to check: numerical={numerical}, categorical={categorical}")
+    if settings.engine == "evidently" or not drift_stats.supports(settings.stattest):
+        from service.drift_evidently import evidently_check
 
-    # The metric config records the name the user gave ("psi") when the test was configured, but the
-    # display name ("K-S p_value") when Evidently chose it; map ours to the display name so that
-    # ColumnDrift.stattest always uses one vocabulary. Doing it before the run also fails fast on a typo.
-    display_names: dict[str, str] = {}
-    if settings.stattest is not None:
-        for kind, names in (("num", numerical), ("cat", categorical)):
-            if names:
-                try:
-                    test = get_stattest(reference[names[0]], current[names[0]], kind, settings.stattest)
-                except ValueError as exc:
-                    raise ConfigError(f"drift.stattest: {exc}") from None
-                display_names.update(dict.fromkeys(names, test.display_name))
+        return evidently_check(reference, current, numerical=numerical, categorical=categorical, settings=settings)
+    profile = profile or profile_reference(reference, numerical, categorical)
 
-    # Every column list is given explicitly (empty ones too): a list left at None makes Evidently infer
-    # the types of the remaining columns, and a categorical integer column would be tested as numerical.
-    definition = DataDefinition(
-        numerical_columns=list(numerical),
-        categorical_columns=list(categorical),
-        text_columns=[],
-        datetime_columns=[],
-        unknown_columns=[],
-        list_columns=[],
-    )
-    preset = DataDriftPreset(
-        columns=columns,
-        drift_share=settings.drift_share,
-        method=settings.stattest,  # None: Evidently picks per column type and reference size
-        threshold=settings.stattest_threshold,  # None: the chosen test's default threshold
-    )
-    snapshot = Report([preset], include_tests=True).run(
-        current_data=Dataset.from_pandas(current[columns], data_definition=definition),
-        reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
-    )
-
-    # The preset yields one DriftedColumnsCount metric (its default test with reference data is
-    # "share of drifted columns < drift_share", so FAIL = dataset drift) and one ValueDrift metric per
-    # column (its "drift" test is FAIL when that column drifted). Each test result names its metric.
-    per_column: dict[str, ColumnDrift] = {}
-    dataset_status = None
-    counted: Any = None
-    for test in snapshot.tests_results:
-        if test.status not in (TestStatus.FAIL, TestStatus.SUCCESS):
-            raise RuntimeError(f"Evidently test {test.name!r} ended {test.status.value}: {test.description}")
-        metric_id = test.metric_config.metric_id
-        metric = snapshot.context.get_metric(metric_id).to_metric()
-        if isinstance(metric, ValueDrift):
-            params = test.metric_config.params  # holds the method/threshold Evidently resolved
-            per_column[metric.column] = ColumnDrift(
-                column=metric.column,
-                stattest=display_names.get(metric.column, str(params["method"])),
-                score=float(snapshot.metric_results[metric_id].value),
-                threshold=float(params["threshold"]),
-                drifted=test.status == TestStatus.FAIL,
+    def check_column(name: str) -> ColumnDrift:
+        side = drift_stats.prepare(current[name], numeric=name in numerical)
+        try:
+            test, score, threshold, drifted = drift_stats.column_test(
+                profile[name], side, settings.stattest, settings.stattest_threshold
             )
-        elif isinstance(metric, DriftedColumnsCount):
-            dataset_status = test.status
-            counted = snapshot.metric_results[metric_id]
+        except ValueError as exc:
+            raise ValueError(f"column {name!r}: {exc}") from None
+        return ColumnDrift(name, test.display_name, score, threshold, drifted)
 
-    if dataset_status is None or sorted(per_column) != sorted(columns):
-        raise RuntimeError(
-            f"Evidently returned drift tests for {sorted(per_column)} and dataset test "
-            f"{dataset_status}; expected one per column of {sorted(columns)} and a dataset test"
-        )
-    checked = tuple(per_column[name] for name in columns)
-    share = float(counted.share.value)
-    # Cross-check: DriftedColumnsCount is computed by a separate (legacy) code path; its count must equal
-    # the failed per-column tests, and the dataset verdict must match share >= drift_share.
-    n_failed = sum(c.drifted for c in checked)
-    dataset_drift = dataset_status == TestStatus.FAIL
-    if int(counted.count.value) != n_failed or dataset_drift != (share >= settings.drift_share):
-        raise RuntimeError(
-            f"inconsistent Evidently drift results: {n_failed} column tests failed but "
-            f"DriftedColumnsCount is {counted.count.value} (share {share}); dataset test {dataset_status} "
-            f"with drift_share {settings.drift_share}"
-        )
-
+    # numpy's sorts and merges release the GIL: columns are checked side by side on every core.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        checked = list(pool.map(check_column, columns))
+    share = sum(column.drifted for column in checked) / len(checked)
+    dataset_drift = share >= settings.drift_share
+    verdict = (
+        f"{'drift' if dataset_drift else 'no drift'} ({sum(c.drifted for c in checked)} of {len(checked)} columns)"
+    )
+    html = _sampled_report(reference, current, numerical, categorical, settings, verdict) if with_report else ""
     return DriftResult(
         dataset_drift=dataset_drift,
         drifted_share=share,
         drift_share_threshold=settings.drift_share,
-        columns=checked,
+        columns=tuple(checked),
         n_reference=len(reference),
         n_current=len(current),
-        html=snapshot.get_html_str(as_iframe=False),
+        html=html,
     )

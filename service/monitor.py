@@ -8,7 +8,7 @@ so one shift triggers one retrain rather than one per batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import pandas as pd
@@ -21,7 +21,7 @@ from service.contracts import (
     validate_batch,
 )
 from service.data import frame_hash, read_frame, read_window
-from service.drift import DriftResult, check_drift
+from service.drift import DriftResult, ReferenceProfile, check_drift, profile_reference
 from service.registry import CHAMPION, CONTRACT_PATH, Registry
 from service.settings import Config, DebounceSection
 from service.tracking import DriftCheckRecord, find_check, log_drift_check, recent_checks
@@ -36,6 +36,7 @@ class Reference:
     uris: tuple[str, ...]
     frame: pd.DataFrame
     contract: DataContract
+    profile: ReferenceProfile = field(repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,12 @@ class BatchVerdict:
 
 
 @lru_cache(maxsize=4)
-def _read_reference(uris: tuple[str, ...]) -> pd.DataFrame:
-    # A champion's window is read once per process, not once per batch.
-    return read_window(list(uris))
+def _prepared_reference(uris: tuple[str, ...], contract: DataContract) -> tuple[pd.DataFrame, ReferenceProfile]:
+    # A champion's window is read, checked and profiled once per process, not once per batch.
+    frame = read_window(list(uris))
+    validate_batch(frame, contract, ", ".join(uris), require_target=True)
+    frame = conform(frame, contract)
+    return frame, profile_reference(frame, contract.numerical, contract.categorical)
 
 
 def bootstrap_contract(config: Config) -> tuple[pd.DataFrame, DataContract]:
@@ -74,9 +78,8 @@ def current_reference(registry: Registry) -> Reference | None:
     uris = tuple(str(uri) for uri in registry.lineage(champion)["training_data"])  # type: ignore[union-attr]
     # The contract stored with the champion, not one re-drawn from data that may have changed since.
     contract = contract_from_dict(registry.run_dict(champion.run_id, CONTRACT_PATH))
-    frame = _read_reference(uris)
-    validate_batch(frame, contract, ", ".join(uris), require_target=True)
-    return Reference(champion.run_id, champion.version, uris, conform(frame, contract), contract)
+    frame, profile = _prepared_reference(uris, contract)
+    return Reference(champion.run_id, champion.version, uris, frame, contract, profile)
 
 
 def read_batch(uri: str, contract: DataContract) -> tuple[pd.DataFrame, str]:
@@ -94,6 +97,7 @@ def run_drift_check(reference: Reference, batch: pd.DataFrame, config: Config) -
         numerical=[name for name in reference.contract.numerical if name in columns],
         categorical=[name for name in reference.contract.categorical if name in columns],
         settings=config.drift,
+        profile=reference.profile,
     )
 
 

@@ -116,6 +116,15 @@ class DriftSection(_Strict):
     stattest: str | None = Field(default=None, description="Evidently stattest for every column.")
     stattest_threshold: float | None = Field(default=None, gt=0.0, description="Threshold of that test.")
     debounce: DebounceSection = Field(default_factory=DebounceSection)
+    engine: Literal["fast", "evidently"] = Field(
+        default="fast",
+        description="fast: Evidently's tests computed with numpy on every row; evidently: its full report.",
+    )
+    report_rows: int = Field(
+        default=5_000,
+        ge=1001,  # above Evidently's small-sample threshold, so the report uses the same tests as the verdict
+        description="Rows per side above which Evidently draws the HTML report on a random sample.",
+    )
 
 
 class TrainingSection(_Strict):

@@ -1,0 +1,186 @@
+"""Evidently's column drift tests, computed with numpy/scipy on whole columns.
+
+Evidently stays the reference implementation: each function here reproduces one of its stattests
+(``evidently.legacy.calculations.stattests``) — same choice of test per column kind, number of distinct
+values and reference size, same statistic, same threshold and the same comparison — without its
+per-column pandas overhead and plots, and without computing each column twice. The reference side of
+every statistic (sorted values, category counts) is prepared once per champion and reused for every
+batch. Tests compare these verdicts with Evidently's on generated scenarios.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.spatial import distance
+
+# Evidently switches from p-value tests to distances above this many reference rows.
+SMALL_REFERENCE_ROWS = 1000
+
+
+@dataclass(frozen=True)
+class Test:
+    name: str
+    display_name: str
+    default_threshold: float
+    drifted: Callable[[float, float], bool]
+
+
+TESTS = {
+    test.name: test
+    for test in (
+        Test("ks", "K-S p_value", 0.05, lambda score, t: score <= t),
+        Test("chisquare", "chi-square p_value", 0.05, lambda score, t: score < t),
+        Test("z", "Z-test p_value", 0.05, lambda score, t: score < t),
+        Test("wasserstein", "Wasserstein distance (normed)", 0.1, lambda score, t: score >= t),
+        Test("jensenshannon", "Jensen-Shannon distance", 0.1, lambda score, t: score >= t),
+        Test("psi", "PSI", 0.1, lambda score, t: score >= t),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ColumnSide:
+    """One side of a column, cleaned as Evidently cleans it (no NaN, no ±inf), prepared once."""
+
+    values: np.ndarray  # numeric: sorted float64; categorical: the raw values
+    counts: pd.Series  # distinct value -> count
+    numeric: bool
+
+    @property
+    def size(self) -> int:
+        return len(self.values)
+
+    @property
+    def n_distinct(self) -> int:
+        return len(self.counts)
+
+
+def prepare(series: pd.Series, numeric: bool) -> ColumnSide:
+    if not numeric:
+        values = series.dropna().to_numpy()
+        return ColumnSide(values, pd.Series(values).value_counts(sort=False), numeric)
+    values = series.to_numpy(dtype="float64", na_value=np.nan)
+    values = np.sort(values[np.isfinite(values)])
+    # Distinct values and their counts from the runs of the sorted array: no hashing of a million floats.
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]]) if values.size else np.array([], int)
+    counts = np.diff(np.r_[starts, values.size])
+    return ColumnSide(values, pd.Series(counts, index=values[starts]), numeric)
+
+
+def _n_values_up_to(reference: ColumnSide, current: ColumnSide, limit: int) -> int:
+    """Distinct values over both sides, exactly up to ``limit`` (beyond it, any number above)."""
+    if reference.n_distinct > limit or current.n_distinct > limit:
+        return limit + 1
+    return len(reference.counts.index.union(current.counts.index))
+
+
+def default_test(reference: ColumnSide, current: ColumnSide) -> str:
+    """Evidently's choice (``_get_default_stattest``) for a numerical or categorical column."""
+    n_values = _n_values_up_to(reference, current, limit=5)
+    if reference.size <= SMALL_REFERENCE_ROWS:
+        if not reference.numeric or n_values <= 5:
+            return "chisquare" if n_values > 2 else "z"
+        return "ks"
+    if reference.numeric and n_values > 5:
+        return "wasserstein"
+    return "jensenshannon"
+
+
+def _aligned_counts(reference: ColumnSide, current: ColumnSide) -> tuple[np.ndarray, np.ndarray]:
+    keys = reference.counts.index.union(current.counts.index)
+    ref = reference.counts.reindex(keys, fill_value=0).to_numpy(dtype="float64")
+    cur = current.counts.reindex(keys, fill_value=0).to_numpy(dtype="float64")
+    return ref, cur
+
+
+def _wasserstein_normed(reference: ColumnSide, current: ColumnSide) -> float:
+    # W1 = integral of |F_ref - F_cur| over the merged support. Both sides are sorted already, so a
+    # stable argsort of their concatenation is a linear merge; the running count of each side's values
+    # is its empirical CDF (at tied values the gap to the next value is 0, so order there is moot).
+    ref, cur = reference.values, current.values
+    merged = np.concatenate([ref, cur])
+    order = np.argsort(merged, kind="stable")
+    from_ref = order < ref.size
+    ref_cdf = np.cumsum(from_ref)[:-1] / ref.size
+    cur_cdf = np.cumsum(~from_ref)[:-1] / cur.size
+    norm = max(float(np.std(ref)), 0.001)
+    return float(np.sum(np.abs(ref_cdf - cur_cdf) * np.diff(merged[order]))) / norm
+
+
+def _binned_percents(reference: ColumnSide, current: ColumnSide, fill_zeroes: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Evidently's ``get_binned_data``: Sturges bins over both sides for a rich numeric column, else the
+    share of each distinct value; zeroes replaced by a tiny share where a log needs it."""
+    if reference.numeric and len(reference.counts) > 20:
+        bins = np.histogram_bin_edges(np.concatenate([reference.values, current.values]), bins="sturges")
+        ref = np.histogram(reference.values, bins)[0] / reference.size
+        cur = np.histogram(current.values, bins)[0] / current.size
+    else:
+        ref_counts, cur_counts = _aligned_counts(reference, current)
+        ref, cur = ref_counts / reference.size, cur_counts / current.size
+    if fill_zeroes:
+        for percents in (ref, cur):
+            smallest = percents[percents != 0].min()
+            percents[percents == 0] = smallest / 10**6 if smallest <= 0.0001 else 0.0001
+    return ref, cur
+
+
+def _chisquare(reference: ColumnSide, current: ColumnSide) -> float:
+    ref, cur = _aligned_counts(reference, current)
+    return float(stats.chisquare(cur, ref * (current.size / reference.size))[1])
+
+
+def _z(reference: ColumnSide, current: ColumnSide) -> float:
+    keys = sorted(reference.counts.index.union(current.counts.index))
+    if len(keys) == 1:
+        return 1.0
+    # Share of rows that are not the first value, on each side: a two-proportion z-test.
+    p1 = 1 - reference.counts.get(keys[0], 0) / reference.size
+    p2 = 1 - current.counts.get(keys[0], 0) / current.size
+    pooled = (p1 * reference.size + p2 * current.size) / (reference.size + current.size)
+    z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1.0 / reference.size + 1.0 / current.size))
+    return float(2 * (1 - stats.norm.cdf(np.abs(z))))
+
+
+def _psi(reference: ColumnSide, current: ColumnSide) -> float:
+    ref, cur = _binned_percents(reference, current, fill_zeroes=True)
+    return float(np.sum((ref - cur) * np.log(ref / cur)))
+
+
+def _jensenshannon(reference: ColumnSide, current: ColumnSide) -> float:
+    ref, cur = _binned_percents(reference, current, fill_zeroes=False)
+    return float(distance.jensenshannon(ref, cur))
+
+
+def _ks(reference: ColumnSide, current: ColumnSide) -> float:
+    return float(stats.ks_2samp(reference.values, current.values)[1])
+
+
+STATISTICS: dict[str, Callable[[ColumnSide, ColumnSide], float]] = {
+    "ks": _ks,
+    "chisquare": _chisquare,
+    "z": _z,
+    "wasserstein": _wasserstein_normed,
+    "jensenshannon": _jensenshannon,
+    "psi": _psi,
+}
+
+
+def supports(stattest: str | None) -> bool:
+    return stattest is None or stattest in STATISTICS
+
+
+def column_test(
+    reference: ColumnSide, current: ColumnSide, stattest: str | None, threshold: float | None
+) -> tuple[Test, float, float, bool]:
+    """(test, score, threshold, drifted) for one column, as Evidently would decide it."""
+    if reference.size == 0 or current.size == 0:
+        raise ValueError("a column with no values cannot be checked for drift")
+    test = TESTS[stattest or default_test(reference, current)]
+    limit = test.default_threshold if threshold is None else threshold
+    score = STATISTICS[test.name](reference, current)
+    return test, score, limit, bool(test.drifted(score, limit))
