@@ -128,13 +128,15 @@ def check_drift(
         from service.drift_evidently import evidently_check
 
         return evidently_check(reference, current, numerical=numerical, categorical=categorical, settings=settings)
-    profile = profile or profile_reference(reference, numerical, categorical)
 
     def check_column(name: str) -> ColumnDrift:
-        side = drift_stats.prepare(current[name], numeric=name in numerical)
+        numeric = name in numerical
+        # Without a profile, the reference side is prepared here and dropped with the column.
+        reference_side = profile[name] if profile else drift_stats.prepare(reference[name], numeric)
+        side = drift_stats.prepare(current[name], numeric)
         try:
             test, score, threshold, drifted = drift_stats.column_test(
-                profile[name], side, settings.stattest, settings.stattest_threshold
+                reference_side, side, settings.stattest, settings.stattest_threshold
             )
         except ValueError as exc:
             raise ValueError(f"column {name!r}: {exc}") from None

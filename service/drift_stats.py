@@ -47,29 +47,33 @@ TESTS = {
 class ColumnSide:
     """One side of a column, cleaned as Evidently cleans it (no NaN, no ±inf), prepared once."""
 
-    values: np.ndarray  # numeric: sorted float64; categorical: the raw values
     counts: pd.Series  # distinct value -> count
+    size: int
     numeric: bool
-
-    @property
-    def size(self) -> int:
-        return len(self.values)
+    values: np.ndarray | None = None  # numeric only: every value, sorted (categorical needs counts only)
 
     @property
     def n_distinct(self) -> int:
         return len(self.counts)
 
+    @property
+    def sorted_values(self) -> np.ndarray:
+        if self.values is None:
+            raise ValueError("this test needs a numerical column")
+        return self.values
+
 
 def prepare(series: pd.Series, numeric: bool) -> ColumnSide:
     if not numeric:
-        values = series.dropna().to_numpy()
-        return ColumnSide(values, pd.Series(values).value_counts(sort=False), numeric)
+        counts = series.value_counts(sort=False, dropna=True)
+        return ColumnSide(counts, int(counts.sum()), numeric)
     values = series.to_numpy(dtype="float64", na_value=np.nan)
-    values = np.sort(values[np.isfinite(values)])
+    values = values[np.isfinite(values)]  # a new array: sorting it in place keeps one copy, not two
+    values.sort()
     # Distinct values and their counts from the runs of the sorted array: no hashing of a million floats.
     starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]]) if values.size else np.array([], int)
     counts = np.diff(np.r_[starts, values.size])
-    return ColumnSide(values, pd.Series(counts, index=values[starts]), numeric)
+    return ColumnSide(pd.Series(counts, index=values[starts]), int(values.size), numeric, values)
 
 
 def _n_values_up_to(reference: ColumnSide, current: ColumnSide, limit: int) -> int:
@@ -98,27 +102,38 @@ def _aligned_counts(reference: ColumnSide, current: ColumnSide) -> tuple[np.ndar
     return ref, cur
 
 
+_CHUNK = 1 << 18
+
+
 def _wasserstein_normed(reference: ColumnSide, current: ColumnSide) -> float:
-    # W1 = integral of |F_ref - F_cur| over the merged support. Both sides are sorted already, so a
-    # stable argsort of their concatenation is a linear merge; the running count of each side's values
-    # is its empirical CDF (at tied values the gap to the next value is 0, so order there is moot).
-    ref, cur = reference.values, current.values
+    # W1 = integral of |F_ref - F_cur| over the merged support. Both sides are sorted, so a stable
+    # argsort of their concatenation is a linear merge; the running count of each side's values along
+    # it is that side's empirical CDF (at tied values the gap to the next value is 0, so their order is
+    # moot). The sums run in chunks to keep the temporaries small on million-row columns.
+    ref, cur = reference.sorted_values, current.sorted_values
     merged = np.concatenate([ref, cur])
     order = np.argsort(merged, kind="stable")
-    from_ref = order < ref.size
-    ref_cdf = np.cumsum(from_ref)[:-1] / ref.size
-    cur_cdf = np.cumsum(~from_ref)[:-1] / cur.size
-    norm = max(float(np.std(ref)), 0.001)
-    return float(np.sum(np.abs(ref_cdf - cur_cdf) * np.diff(merged[order]))) / norm
+    support = merged[order]
+    del merged
+    total, ref_seen = 0.0, 0
+    for start in range(0, support.size - 1, _CHUNK):
+        stop = min(start + _CHUNK, support.size - 1)
+        ref_count = ref_seen + np.cumsum(order[start:stop] < ref.size)
+        cur_count = np.arange(start + 1, stop + 1) - ref_count
+        gaps = support[start + 1 : stop + 1] - support[start:stop]
+        total += float(np.sum(np.abs(ref_count / ref.size - cur_count / cur.size) * gaps))
+        ref_seen = int(ref_count[-1])
+    return total / max(float(np.std(ref)), 0.001)
 
 
 def _binned_percents(reference: ColumnSide, current: ColumnSide, fill_zeroes: bool) -> tuple[np.ndarray, np.ndarray]:
     """Evidently's ``get_binned_data``: Sturges bins over both sides for a rich numeric column, else the
     share of each distinct value; zeroes replaced by a tiny share where a log needs it."""
     if reference.numeric and len(reference.counts) > 20:
-        bins = np.histogram_bin_edges(np.concatenate([reference.values, current.values]), bins="sturges")
-        ref = np.histogram(reference.values, bins)[0] / reference.size
-        cur = np.histogram(current.values, bins)[0] / current.size
+        ref_values, cur_values = reference.sorted_values, current.sorted_values
+        bins = np.histogram_bin_edges(np.concatenate([ref_values, cur_values]), bins="sturges")
+        ref = np.histogram(ref_values, bins)[0] / reference.size
+        cur = np.histogram(cur_values, bins)[0] / current.size
     else:
         ref_counts, cur_counts = _aligned_counts(reference, current)
         ref, cur = ref_counts / reference.size, cur_counts / current.size
@@ -157,7 +172,7 @@ def _jensenshannon(reference: ColumnSide, current: ColumnSide) -> float:
 
 
 def _ks(reference: ColumnSide, current: ColumnSide) -> float:
-    return float(stats.ks_2samp(reference.values, current.values)[1])
+    return float(stats.ks_2samp(reference.sorted_values, current.sorted_values)[1])
 
 
 STATISTICS: dict[str, Callable[[ColumnSide, ColumnSide], float]] = {

@@ -7,6 +7,7 @@ idempotent, keyed by the training run, so a retried task never makes a duplicate
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -67,9 +68,17 @@ class Registry:
 
         self.config = config
         self.tracking_uri = config.tracking_uri()
-        # The fluent API (log_model, log_input) reads the global URI: keep it on our store.
+        # The fluent API (log_model, log_input) reads the global URI: keep it on our store. MLflow also
+        # exports it to the environment, where the next config loaded in this process would mistake it
+        # for the user's MLFLOW_TRACKING_URI: put the user's environment back.
+        saved = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         self.client = MlflowClient(self.tracking_uri, registry_uri=self.tracking_uri)
         self.artifact_root = config.registry.artifact_root or _default_artifact_root(self.tracking_uri)
 

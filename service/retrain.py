@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from service.contracts import DataContract, conform, contract_to_dict
+from service.contracts import DataContract, conform
 from service.data import frame_hash, read_window
 from service.evaluate import GateDecision, evaluate_gate, split_holdout
 from service.promote import Outcome, accept_candidate
@@ -92,7 +92,7 @@ def register_challenger(
         holdout=challenger.holdout,
         features=contract.feature_names,
         decision=decision,
-        contract=contract_to_dict(contract),
+        contract=contract,
         lineage=lineage,
         tags=tags,
         drift_report_html=report,

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from service import schemas
+from service.contracts import DataContract, contract_to_dict
 from service.drift import DriftResult
 from service.evaluate import GateDecision
 from service.registry import CONTRACT_PATH, LINEAGE_PATH, TAG, Registry, tag_filter
@@ -149,7 +151,7 @@ def log_training_run(
     holdout: pd.DataFrame,
     features: list[str],
     decision: GateDecision,
-    contract: dict[str, object],
+    contract: DataContract,
     lineage: dict[str, object],
     tags: dict[str, str],
     drift_report_html: str | None,
@@ -158,10 +160,8 @@ def log_training_run(
     import mlflow
     import mlflow.sklearn
     import skops.io
-    from mlflow.models import infer_signature
 
     config = registry.config
-    features_train = train[features]
     with mlflow.start_run(experiment_id=registry.experiment_id(TRAINING), run_name=f"train {config.model.name}") as run:
         mlflow.set_tags({f"{TAG}{key}": value for key, value in {"kind": "training", **tags}.items()})
         mlflow.log_params(
@@ -179,10 +179,10 @@ def log_training_run(
             metrics[f"holdout.champion.{decision.metric}"] = decision.champion_score
             metrics["holdout.gain"] = decision.challenger_score - decision.champion_score
         mlflow.log_metrics(metrics)
-        target = config.model.target
-        mlflow.log_input(mlflow.data.from_pandas(train, name="train", targets=target), context="training")
-        mlflow.log_input(mlflow.data.from_pandas(holdout, name="holdout", targets=target), context="holdout")
-        signature = infer_signature(features_train, model.predict(features_train.head(100)))  # type: ignore[attr-defined]
+        mlflow.log_input(schemas.dataset(train, "train", contract), context="training")
+        mlflow.log_input(schemas.dataset(holdout, "holdout", contract), context="holdout")
+        predictions = pd.Series(model.predict(holdout[features].head(100)))  # type: ignore[attr-defined]
+        signature = schemas.model_signature(contract, predictions)
         info = mlflow.sklearn.log_model(
             model,
             name="model",
@@ -194,7 +194,7 @@ def log_training_run(
             pip_requirements=_pip_requirements(),
         )
         mlflow.log_dict(lineage, LINEAGE_PATH)
-        mlflow.log_dict(contract, CONTRACT_PATH)
+        mlflow.log_dict(contract_to_dict(contract), CONTRACT_PATH)
         mlflow.log_dict(decision.to_dict(), "evaluation/gate.json")
         if drift_report_html is not None:
             mlflow.log_text(drift_report_html, REPORT_PATH)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -208,3 +209,17 @@ def test_contract_is_stored_with_the_model_as_json(registry: Registry) -> None:
         "region",
         "season",
     }
+
+
+def test_two_models_in_one_process_keep_to_their_own_stores(world: Callable[..., Path], tmp_path: Path) -> None:
+    # given two configs with stores in different folders, opened one after the other in one process
+    first = Registry(load_config(world(n_batches=1, drift_at=2)))
+    other_folder = tmp_path / "other"
+    other_folder.mkdir()
+    second_config = load_config(world(n_batches=1, drift_at=2))
+    second_config.source = other_folder / "driftloop.yaml"
+    second = Registry(second_config)
+    # then each keeps its own tracking URI: opening the first did not leak into the second
+    assert first.tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert second.tracking_uri == f"sqlite:///{other_folder / 'mlflow.db'}"
+    assert "MLFLOW_TRACKING_URI" not in os.environ
