@@ -58,8 +58,15 @@ def _child(work: Callable[[], DriftResult], out: Any) -> None:
     began = time.perf_counter()
     result = work()
     seconds = time.perf_counter() - began
-    out.send((seconds, (_status_kb("VmHWM:") - start_rss) / 1024, result.dataset_drift,
-              [c.drifted for c in result.columns], len(result.html)))
+    out.send(
+        (
+            seconds,
+            (_status_kb("VmHWM:") - start_rss) / 1024,
+            result.dataset_drift,
+            [c.drifted for c in result.columns],
+            len(result.html),
+        )
+    )
 
 
 def measure(work: Callable[[], DriftResult]) -> tuple[float, float, bool, list[bool], int]:
@@ -80,8 +87,10 @@ def main() -> None:
     categorical = [f"cat_{i}" for i in range(N_CATEGORICAL)]
     import evidently  # noqa: F401  - imported once up front: neither side pays the 4 s import
 
-    print(f"{'rows':>9} {'drift':>5} | {'driftloop s':>11} {'evidently s':>11} {'speed-up':>8} | "
-          f"{'driftloop MB':>12} {'evidently MB':>12} {'mem ratio':>9} | {'dataset':>7} {'columns':>7}")
+    print(
+        f"{'rows':>9} {'drift':>5} | {'driftloop s':>11} {'evidently s':>11} {'speed-up':>8} | "
+        f"{'driftloop MB':>12} {'evidently MB':>12} {'mem ratio':>9} | {'dataset':>7} {'columns':>7}"
+    )
     for rows in (int(size) for size in args.rows.split(",")):
         reference = make_frame(rows, seed=1, drifted=False)
         for drifted in (False, True):
@@ -95,9 +104,12 @@ def main() -> None:
             fast = measure(lambda settings=fast_settings: run(settings))
             full = measure(lambda settings=full_settings: run(settings))
             agree = sum(a == b for a, b in zip(fast[3], full[3], strict=True)) / len(fast[3])
-            print(f"{rows:>9} {'yes' if drifted else 'no':>5} | {fast[0]:>11.2f} {full[0]:>11.2f} "
-                  f"{full[0] / fast[0]:>7.1f}x | {fast[1]:>12.0f} {full[1]:>12.0f} {fast[1] / full[1]:>9.2f} | "
-                  f"{'same' if fast[2] == full[2] else 'DIFFER':>7} {agree:>7.1%}", flush=True)
+            print(
+                f"{rows:>9} {'yes' if drifted else 'no':>5} | {fast[0]:>11.2f} {full[0]:>11.2f} "
+                f"{full[0] / fast[0]:>7.1f}x | {fast[1]:>12.0f} {full[1]:>12.0f} {fast[1] / full[1]:>9.2f} | "
+                f"{'same' if fast[2] == full[2] else 'DIFFER':>7} {agree:>7.1%}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

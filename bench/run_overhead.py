@@ -25,9 +25,16 @@ from typing import Any
 
 import yaml
 
-os.environ.update({"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
-                   "DO_NOT_TRACK": "1", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-                   "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL", "MLFLOW_LOGGING_LEVEL": "WARNING"})
+os.environ.update(
+    {
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "1",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
+        "MLFLOW_LOGGING_LEVEL": "WARNING",
+    }
+)
 
 SPENT: dict[str, float] = defaultdict(float)
 
@@ -109,8 +116,10 @@ def main() -> None:
     print(f"  total wall time            {total:8.2f} s")
     print(f"  sklearn fit + score        {fit:8.2f} s")
     print(f"  drift statistics           {stats:8.2f} s")
-    print(f"  orchestration + registry   {overhead:8.2f} s  = {overhead / (fit + stats):.0%} of compute "
-          f"(fit + score + drift statistics); {overhead / fit:.0%} of fit + score alone")
+    print(
+        f"  orchestration + registry   {overhead:8.2f} s  = {overhead / (fit + stats):.0%} of compute "
+        f"(fit + score + drift statistics); {overhead / fit:.0%} of fit + score alone"
+    )
 
 
 if __name__ == "__main__":

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Query
 
 from service.catalog import list_models
 from service.errors import DriftloopError
 from service.settings import Config, Settings, load_config
+
+VersionsQuery = Annotated[int, Query(ge=0, le=1000, description="Newest versions listed per environment.")]
 
 
 def _configs(models_dir: Path) -> dict[str, Config]:
@@ -57,13 +59,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ready"}
 
     @app.get("/models", tags=["registry"], summary="Every driftloop model with its environments.")
-    def models() -> dict[str, Any]:
-        return {"models": [view.to_dict() for view in list_models(tracking_uri)]}
+    def models(versions: VersionsQuery = 20) -> dict[str, Any]:
+        return {"models": [view.to_dict() for view in list_models(tracking_uri, versions_limit=versions)]}
 
     @app.get("/models/{name}", tags=["registry"], summary="One model: versions and aliases per environment.")
-    def model(name: str) -> dict[str, Any]:
+    def model(name: str, versions: VersionsQuery = 20) -> dict[str, Any]:
         envs = configs[name].environments if name in configs else None
-        views = list_models(tracking_uri, name, envs)
+        views = list_models(tracking_uri, name, envs, versions_limit=versions)
         if not views:
             raise HTTPException(404, f"no model named {name!r} in the registry")
         return views[0].to_dict()

@@ -13,6 +13,7 @@ class EnvironmentView:
     registered_model: str
     aliases: dict[str, str]
     versions: list[dict[str, object]]
+    more_versions: bool = False  # versions older than those listed exist
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,26 @@ def _version_view(version: VersionRef) -> dict[str, object]:
     }
 
 
-def list_models(tracking_uri: str, name: str | None = None, env_order: list[str] | None = None) -> list[ModelView]:
-    """Read every registered model tagged by driftloop (optionally one model) from the registry."""
+def _versions(client: object, name: str, limit: int | None) -> tuple[list[VersionRef], bool]:
+    """A model's versions, oldest first; with ``limit``, only the newest ``limit`` of them."""
+    found = client.search_model_versions(  # type: ignore[attr-defined]
+        f"name = '{name}'",
+        max_results=(limit + 1) if limit is not None else 100_000,
+        order_by=["version_number DESC"],
+    )
+    refs = [version_ref(v) for v in found]
+    more = limit is not None and len(refs) > limit
+    return sorted(refs[:limit] if more else refs, key=lambda ref: int(ref.version)), more
+
+
+def list_models(
+    tracking_uri: str, name: str | None = None, env_order: list[str] | None = None, versions_limit: int | None = None
+) -> list[ModelView]:
+    """Read every registered model tagged by driftloop (optionally one model) from the registry.
+
+    ``versions_limit`` keeps each environment to its newest versions: a listing stays fast however
+    long the history (the SQL query is limited, not the result).
+    """
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
@@ -46,13 +65,10 @@ def list_models(tracking_uri: str, name: str | None = None, env_order: list[str]
         env = registered.tags.get(f"{TAG}env")
         if model is None or env is None or (name is not None and model != name):
             continue
-        versions = sorted(
-            (version_ref(v) for v in client.search_model_versions(f"name = '{registered.name}'")),
-            key=lambda ref: int(ref.version),
-        )
+        versions, more = _versions(client, registered.name, versions_limit)
         aliases = {alias: str(version) for alias, version in (registered.aliases or {}).items() if alias in ALIASES}
         grouped.setdefault(model, []).append(
-            EnvironmentView(env, registered.name, aliases, [_version_view(v) for v in versions])
+            EnvironmentView(env, registered.name, aliases, [_version_view(v) for v in versions], more)
         )
     order = env_order or ["dev", "staging", "prod"]
     rank = {env: index for index, env in enumerate(order)}

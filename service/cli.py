@@ -17,7 +17,6 @@ from typing import Annotated, NoReturn
 import typer
 
 from service.errors import DriftloopError
-from service.settings import Settings
 
 app = typer.Typer(
     name="driftloop",
@@ -25,6 +24,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rendering it with rich would import ~0.2 s of modules for every --help.
+    rich_markup_mode=None,
 )
 
 ConfigOption = Annotated[
@@ -62,6 +63,8 @@ def reported_errors() -> Iterator[None]:
 
 
 def _config_path(config: Path | None) -> str:
+    from service.settings import Settings  # pydantic models cost ~0.2 s to build: not for --help
+
     return str(config or Settings().config)
 
 

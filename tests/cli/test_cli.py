@@ -236,7 +236,7 @@ def test_help_answers_without_importing_the_heavy_libraries() -> None:
     # `driftloop --help` imports service.cli; Evidently, MLflow and Prefect must wait for a command
     code = (
         "import sys, service.cli; "
-        "heavy = [m for m in ('evidently', 'mlflow', 'prefect', 'sklearn', 'pandas') if m in sys.modules]; "
+        "heavy = [m for m in ('evidently', 'mlflow', 'prefect', 'sklearn', 'pandas', 'pydantic') if m in sys.modules]; "
         "print(','.join(heavy))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
