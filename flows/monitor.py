@@ -9,7 +9,9 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.runtime import flow_run
 
 from flows import tasks
+from flows.notify import publish
 from flows.retrain import RetrainSummary, retrain
+from service import notify
 from service.monitor import BatchVerdict, verdict_markdown
 from service.retrain import training_window
 
@@ -40,6 +42,7 @@ def monitor(config_path: str, batches: list[str] | None = None) -> MonitorSummar
             key = f"drift-{config.model.name}".lower().replace("_", "-")
             create_markdown_artifact(verdict_markdown(verdict, result), key=key, description=uri)
             create_link_artifact(verdict.report_uri, link_text=f"Drift report for {uri}", key=f"{key}-report")
+            publish([notify.drift_detected(config.model.name, verdict)])
         summary.verdicts.append(verdict)
         if verdict.retrain:
             window = training_window(stream, uri, config.training.window)

@@ -7,14 +7,15 @@ from typing import Literal
 from prefect import flow
 
 from flows import tasks
+from flows.notify import publish
+from service import notify
 from service.promote import Outcome
 
 
 @flow(name="promote")
 def promote(config_path: str, env: str, action: Literal["promote", "approve", "rollback"] = "promote") -> Outcome:
-    _, registry = tasks.load(config_path)
-    if action == "approve":
-        return tasks.approve(registry, env)
-    if action == "rollback":
-        return tasks.rollback(registry, env)
-    return tasks.promote_to(registry, env)
+    config, registry = tasks.load(config_path)
+    steps = {"approve": tasks.approve, "rollback": tasks.rollback, "promote": tasks.promote_to}
+    outcome = steps[action](registry, env)
+    publish([notify.for_outcome(config.model.name, outcome)])
+    return outcome

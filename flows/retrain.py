@@ -8,6 +8,8 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows import tasks
+from flows.notify import publish
+from service import notify
 from service.promote import Outcome
 
 
@@ -37,4 +39,8 @@ def retrain(config_path: str, window: list[str] | None = None, drift_run_id: str
     outcomes = [tasks.settle(registry, candidate, decision)]
     if outcomes[0].action != "rejected":
         outcomes += tasks.promote_through(registry)
+    finished = notify.retrain_finished(
+        config.model.name, outcomes[0].env, candidate.version, decision.reason, decision.passed
+    )
+    publish([finished, *(notify.for_outcome(config.model.name, outcome) for outcome in outcomes)])
     return RetrainSummary(candidate.version, candidate.name, decision.reason, outcomes)

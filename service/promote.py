@@ -7,6 +7,7 @@ and waits: ``approve`` makes it champion. Nothing here trains or evaluates: it o
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,7 +37,7 @@ def _make_champion(registry: Registry, env: str, version: VersionRef) -> Outcome
     challenger = registry.at_alias(env, CHALLENGER)
     if challenger is not None and challenger.version == version.version:
         registry.delete_alias(env, CHALLENGER)
-    registry.tag_version(version, {"status": "champion"})
+    registry.tag_version(version, {"status": "champion", "promoted_at": str(int(time.time()))})
     replaced = f" (replaces v{current.version}, now @previous)" if current else ""
     return Outcome(env, version.name, version.version, "champion", f"{version.uri} is @champion{replaced}")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.errors import ConfigError
@@ -39,10 +39,6 @@ class Settings(BaseSettings):
         default=Path(DEFAULT_CONFIG_FILE),
         description="Model configuration file used when a command is given no --config.",
     )
-    workdir: Path = Field(
-        default=Path("driftloop-demo"),
-        description="Folder holding the demo's data, MLflow store and Prefect home.",
-    )
     models_dir: Path = Field(
         default=Path("/etc/driftloop/models"),
         description="Folder of model config files (*.yaml) that the API serves; one file per model.",
@@ -53,6 +49,14 @@ class Settings(BaseSettings):
     git_sha: str | None = Field(
         default=None,
         description="Code version recorded on every registered model; read from git when unset.",
+    )
+    api_token: SecretStr | None = Field(
+        default=None, description="Bearer token the API requires for every change; unset: changes refused."
+    )
+    api_protect_reads: bool = Field(default=False, description="Require the token for reads too.")
+    webhook_url: str | None = Field(default=None, description="Where to POST signed JSON notifications.")
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key signing each webhook body (X-Driftloop-Signature)."
     )
 
 

@@ -1,0 +1,73 @@
+"""What the registry and the tracking server remember, per model: drift history and counts of what
+happened (checks, drifts, retrains, promotions, rejections) for the API and its /metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from service.registry import TAG
+
+MONITORING, TRAINING = "monitoring", "training"
+_MAX_RUNS = 50_000
+
+
+@dataclass(frozen=True)
+class ModelCounts:
+    checks: int
+    drifts: int
+    retrains: int
+    rejections: int
+    promotions: dict[str, int]  # env -> versions that became champion there
+    last_drift_share: float | None
+
+
+def _experiment_id(client: Any, model: str, stage: str) -> str | None:
+    experiment = client.get_experiment_by_name(f"driftloop/{model}/{stage}")
+    return experiment.experiment_id if experiment else None
+
+
+def _runs(client: Any, model: str, stage: str, limit: int, filter_string: str = "") -> list[Any]:
+    experiment_id = _experiment_id(client, model, stage)
+    if experiment_id is None:
+        return []
+    return list(
+        client.search_runs(
+            [experiment_id], filter_string=filter_string, order_by=["attributes.start_time DESC"], max_results=limit
+        )
+    )
+
+
+def drift_history(client: Any, model: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The latest drift checks of a model, newest first."""
+    return [
+        {
+            "run_id": run.info.run_id,
+            "batch": run.data.tags.get(f"{TAG}batch_uri"),
+            "dataset_drift": run.data.tags.get(f"{TAG}dataset_drift") == "true",
+            "drifted_share": run.data.metrics.get("drifted_share"),
+            "reference_run": run.data.tags.get(f"{TAG}reference_run"),
+            "checked_at_ms": run.info.start_time,
+            "report": f"{run.info.artifact_uri}/drift/drift_report.html",
+        }
+        for run in _runs(client, model, MONITORING, limit)
+    ]
+
+
+def model_counts(client: Any, model: str, environments: list[tuple[str, str]]) -> ModelCounts:
+    """``environments``: (env, registered model name) pairs, first environment first."""
+    checks = _runs(client, model, MONITORING, _MAX_RUNS)
+    promotions, rejections = {}, 0
+    for position, (env, name) in enumerate(environments):
+        versions = client.search_model_versions(f"name = '{name}'")
+        promotions[env] = sum(f"{TAG}promoted_at" in (v.tags or {}) for v in versions)
+        if position == 0:
+            rejections = sum((v.tags or {}).get(f"{TAG}status") == "rejected" for v in versions)
+    return ModelCounts(
+        checks=len(checks),
+        drifts=sum(run.data.tags.get(f"{TAG}dataset_drift") == "true" for run in checks),
+        retrains=len(_runs(client, model, TRAINING, _MAX_RUNS)),
+        rejections=rejections,
+        promotions=promotions,
+        last_drift_share=checks[0].data.metrics.get("drifted_share") if checks else None,
+    )

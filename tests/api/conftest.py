@@ -1,0 +1,43 @@
+"""An API over a real MLflow sqlite store holding one trained, promoted model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.api import create_app
+from service.monitor import bootstrap_contract
+from service.promote import promote_through
+from service.registry import Registry
+from service.retrain import evaluate_challenger, fit_challenger, register_challenger, settle
+from service.settings import Settings, load_config
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture
+def trained(world: Callable[..., Path]) -> Path:
+    """A config whose store has v1 champion in dev and staging, waiting for approval in prod."""
+    config_path = world(n_batches=1, drift_at=2)
+    registry = Registry(load_config(config_path))
+    frame, contract = bootstrap_contract(registry.config)
+    challenger = fit_challenger(registry.config, contract, frame, [registry.config.resolve("data/reference.csv")])
+    decision = evaluate_challenger(registry, challenger, contract)
+    version = register_challenger(registry, challenger, contract, decision, drift_run_id=None, flow_run_id=None)
+    settle(registry, version, decision)
+    promote_through(registry)
+    return config_path
+
+
+@pytest.fixture
+def api(trained: Path) -> TestClient:
+    settings = Settings(models_dir=trained.parent, api_token=TOKEN)
+    return TestClient(create_app(settings))
+
+
+def aliases(api: TestClient, env: str) -> dict[str, str]:
+    listing = api.get("/models/weather").json()
+    return next(e["aliases"] for e in listing["environments"] if e["env"] == env)

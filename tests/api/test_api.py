@@ -1,0 +1,102 @@
+"""The driftloop API over a real MLflow store: reads, bearer-token steering, metrics, flow runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import TOKEN, aliases
+from fastapi.testclient import TestClient
+
+from service.api import create_app
+from service.settings import Settings
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def test_models_list_versions_and_aliases_per_environment(api: TestClient) -> None:
+    listing = api.get("/models").json()
+    [model] = listing["models"]
+    environments = {e["env"]: e for e in model["environments"]}
+    assert model["name"] == "weather"
+    assert environments["dev"]["aliases"] == {"champion": "1"}
+    assert environments["prod"]["aliases"] == {"challenger": "1"}
+    assert environments["prod"]["versions"][0]["status"] == "awaiting_approval"
+
+
+def test_a_version_shows_its_metrics_and_lineage(api: TestClient) -> None:
+    detail = api.get("/models/weather/environments/dev/versions/1").json()
+    assert detail["name"] == "weather-dev" and detail["aliases"] == ["champion"]
+    assert 0.5 < detail["metrics"]["holdout.challenger.f1_macro"] <= 1.0
+    assert detail["lineage"]["training_data"][0].endswith("data/reference.csv")
+    assert detail["tags"]["driftloop.git_sha"]
+    assert api.get("/models/weather/environments/dev/versions/7").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}], ids=["missing", "wrong", "not bearer"]
+)
+def test_a_change_without_the_right_token_is_401_and_changes_nothing(api: TestClient, headers: dict) -> None:
+    before = aliases(api, "prod")
+    response = api.post("/models/weather/approve", json={"env": "prod"}, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert aliases(api, "prod") == before
+
+
+def test_approve_then_rollback_with_the_token(api: TestClient) -> None:
+    approved = api.post("/models/weather/approve", json={"env": "prod"}, headers=AUTH)
+    assert approved.status_code == 200 and approved.json()["action"] == "champion"
+    assert aliases(api, "prod") == {"champion": "1"}
+    # nothing to roll back to: v1 is the only prod champion ever
+    conflict = api.post("/models/weather/rollback", json={"env": "prod"}, headers=AUTH)
+    assert conflict.status_code == 409 and "no @previous" in conflict.json()["detail"]
+    assert api.post("/models/weather/promote", json={"to": "qa"}, headers=AUTH).status_code == 422
+    assert api.post("/models/rain/approve", json={"env": "prod"}, headers=AUTH).status_code == 404
+
+
+def test_reads_can_be_put_behind_the_token(trained: Path) -> None:
+    api = TestClient(create_app(Settings(models_dir=trained.parent, api_token=TOKEN, api_protect_reads=True)))
+    assert api.get("/models").status_code == 401
+    assert api.get("/models", headers=AUTH).status_code == 200
+    assert api.get("/healthz").status_code == 200  # probes stay open for the kubelet
+
+
+def test_metrics_count_what_the_registry_holds(api: TestClient) -> None:
+    text = api.get("/metrics").text
+    assert 'driftloop_trainings_total{model="weather"} 1.0' in text
+    assert 'driftloop_promotions_total{env="staging",model="weather"} 1.0' in text
+    assert 'driftloop_rejections_total{model="weather"} 0.0' in text
+    assert 'driftloop_drift_checks_total{model="weather"} 0.0' in text
+
+
+def test_probes(api: TestClient, tmp_path: Path) -> None:
+    assert api.get("/healthz").json() == {"status": "ok"}
+    assert api.get("/readyz").json() == {"status": "ready"}
+    broken = TestClient(create_app(Settings(models_dir=tmp_path / "none", tracking_uri="http://127.0.0.1:9/")))
+    assert broken.get("/readyz").status_code == 503
+
+
+def test_check_starts_a_flow_run_of_the_monitor_deployment(
+    api: TestClient, prefect: str, trained: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    monkeypatch.setenv("PREFECT_API_URL", prefect)
+    # given a monitor deployment registered in the Prefect API
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow_from_name("monitor")
+        client.create_deployment(flow_id=flow_id, name="monitor", entrypoint="flows/monitor.py:monitor")
+    # when a check is requested through the API
+    response = api.post("/models/weather/check", headers=AUTH)
+    # then a flow run of monitor/monitor exists with the model's config as parameter
+    assert response.status_code == 202, response.text
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(response.json()["flow_run_id"])
+    assert run.parameters == {"config_path": str(trained)}
+
+
+def test_check_answers_503_when_prefect_is_unreachable(api: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    response = api.post("/models/weather/retrain", headers=AUTH)
+    assert response.status_code == 503 and "unreachable" in response.json()["detail"]
