@@ -65,18 +65,18 @@ def instrumented() -> Iterator[None]:
     yield
 
 
-def write_world(folder: Path, rows: int) -> Path:
+def write_world(folder: Path, rows: int, model: str) -> Path:
     from service.demo_data import make_stream, write_stream
 
     stream = make_stream(n_batches=1, rows=rows, reference_rows=rows, drift_at=1)
-    write_stream(stream, folder / "data")
+    write_stream(stream, folder / model)
     config = {
-        "model": {"name": "bench", "task": "classification", "target": "weather", "ignore": ["date"]},
-        "data": {"reference": "data/reference.csv", "current": "data/stream/*.csv"},
+        "model": {"name": model, "task": "classification", "target": "weather", "ignore": ["date"]},
+        "data": {"reference": f"{model}/reference.csv", "current": f"{model}/stream/*.csv"},
         "drift": {"debounce": {"window": 1, "min_drifted": 1}},
         "training": {"window": 1},
     }
-    path = folder / "driftloop.yaml"
+    path = folder / f"{model}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -100,8 +100,10 @@ def main() -> None:
     from flows.monitor import monitor
 
     with tempfile.TemporaryDirectory() as tmp, prefect_test_harness(server_startup_timeout=120), instrumented():
-        timed_run(monitor, write_world(Path(tmp) / "warmup", 2000))
-        world = write_world(Path(tmp) / "bench", args.rows)
+        # The warm-up shares the measured pass's MLflow store (another model in it), so the store's
+        # one-time set-up is paid before the clock starts, as in a long-lived worker or server.
+        timed_run(monitor, write_world(Path(tmp), 2000, "warmup"))
+        world = write_world(Path(tmp), args.rows, "bench")
         profiler = cProfile.Profile() if args.profile else None
         if profiler:
             profiler.enable()

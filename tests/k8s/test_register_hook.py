@@ -1,0 +1,135 @@
+"""The register hook Job's script against a real Prefect API (the test session's server).
+
+The script is the one the chart renders into ConfigMap driftloop-work-pool; it runs as the Job's
+container would, with the repository standing in for /opt/driftloop. It must create the work pool with
+the chart's base job template, register every deployment of flows/prefect.yaml with its schedule,
+and on the next upgrade replace a stale template and leave the deployments as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import ROOT, TELEMETRY_OFF, Objects, find, helm_template, parse
+
+
+def register(objects: Objects, prefect_api: str, folder: Path) -> subprocess.CompletedProcess[str]:
+    """Run the rendered register script with the rendered Job's environment, pointed at `prefect_api`."""
+    data = find(objects, "ConfigMap", "driftloop-work-pool")["data"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "register.sh").write_text(data["register.sh"])
+    (folder / "base-job-template.json").write_text(data["base-job-template.json"])
+    job = find(objects, "Job", "driftloop-register")["spec"]["template"]["spec"]["containers"][0]
+    job_env = {item["name"]: item["value"] for item in job["env"]}
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PREFECT_", "MLFLOW_"))}
+    env.update(TELEMETRY_OFF)
+    env.update(
+        WORK_POOL=job_env["WORK_POOL"],
+        PREFECT_FILE=job_env["PREFECT_FILE"],
+        BASE_JOB_TEMPLATE=str(folder / "base-job-template.json"),
+        DRIFTLOOP_HOME=str(ROOT),  # /opt/driftloop in the image
+        PREFECT_API_URL=prefect_api,
+        PREFECT_HOME=str(folder / "prefect-home"),
+        WAIT_SECONDS="60",
+    )
+    return subprocess.run(
+        ["sh", str(folder / "register.sh")], env=env, cwd=folder, capture_output=True, text=True, timeout=300
+    )
+
+
+def automations_by_deployment(deployments: dict[str, Any]) -> dict[str, int]:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return {
+            name: len(client.read_resource_related_automations(f"prefect.deployment.{deployment.id}"))
+            for name, deployment in deployments.items()
+        }
+
+
+def declared_triggers() -> dict[str, int]:
+    declared = yaml.safe_load((ROOT / "flows" / "prefect.yaml").read_text())["deployments"]
+    return {deployment["name"]: len(deployment.get("triggers") or []) for deployment in declared}
+
+
+def pool_and_deployments(pool_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import WorkPoolFilter, WorkPoolFilterName
+
+    with get_client(sync_client=True) as client:
+        pool = client.read_work_pool(pool_name)
+        deployments = client.read_deployments(
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool_name]))
+        )
+    return pool.base_job_template, {deployment.name: deployment for deployment in deployments}
+
+
+@pytest.fixture(scope="module")
+def first_and_second_run(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Install (default values), then upgrade with bigger flow-run limits."""
+    folder = tmp_path_factory.mktemp("register")
+    installed = parse(helm_template().stdout)
+    first = register(installed, prefect_api, folder / "install")
+    after_install = pool_and_deployments("driftloop")
+    upgraded = parse(helm_template("--set", "flowRuns.resources.limits.memory=8Gi").stdout)
+    second = register(upgraded, prefect_api, folder / "upgrade")
+    after_upgrade = pool_and_deployments("driftloop")
+    return {
+        "runs": (first, second),
+        "templates": (
+            json.loads(find(installed, "ConfigMap", "driftloop-work-pool")["data"]["base-job-template.json"]),
+            json.loads(find(upgraded, "ConfigMap", "driftloop-work-pool")["data"]["base-job-template.json"]),
+        ),
+        "states": (after_install, after_upgrade),
+    }
+
+
+def test_install_creates_the_work_pool_with_the_charts_template(first_and_second_run: dict[str, Any]) -> None:
+    first, _ = first_and_second_run["runs"]
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "register: creating work pool driftloop" in first.stdout
+    (template, _), _ = first_and_second_run["states"]
+    assert template == first_and_second_run["templates"][0]
+
+
+def test_install_registers_every_deployment_with_its_schedule(first_and_second_run: dict[str, Any]) -> None:
+    (_, deployments), _ = first_and_second_run["states"]
+    declared = yaml.safe_load((ROOT / "flows" / "prefect.yaml").read_text())["deployments"]
+    assert set(deployments) == {deployment["name"] for deployment in declared}
+    monitor = deployments["monitor"]
+    assert [schedule.schedule.interval.total_seconds() for schedule in monitor.schedules] == [3600]
+    assert monitor.entrypoint == "flows/monitor.py:monitor"
+    assert monitor.parameters == {"config_path": "/etc/driftloop/models/driftloop.yaml"}
+    assert monitor.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": "/opt/driftloop"}}]
+    # Each trigger of flows/prefect.yaml (the drift triggers) becomes one automation of its deployment.
+    assert automations_by_deployment(deployments) == declared_triggers()
+
+
+def test_upgrade_replaces_a_stale_template_and_keeps_the_deployments(first_and_second_run: dict[str, Any]) -> None:
+    _, second = first_and_second_run["runs"]
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "register: work pool driftloop exists: syncing its base job template" in second.stdout
+    (_, before), (template, after) = first_and_second_run["states"]
+    assert template == first_and_second_run["templates"][1]
+    assert template["variables"]["properties"]["memory_limit"]["default"] == "8Gi"
+    assert {name: deployment.id for name, deployment in after.items()} == {
+        name: deployment.id for name, deployment in before.items()
+    }
+    assert automations_by_deployment(after) == declared_triggers()  # no trigger registered twice
+
+
+def test_register_gives_up_with_a_message_when_the_prefect_api_never_answers(tmp_path: Path) -> None:
+    objects = parse(helm_template().stdout)
+    script = find(objects, "ConfigMap", "driftloop-work-pool")["data"]["register.sh"]
+    (tmp_path / "register.sh").write_text(script)
+    env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api", "WAIT_SECONDS": "0"}
+    result = subprocess.run(["sh", str(tmp_path / "register.sh")], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "the Prefect API at http://127.0.0.1:9/api/health did not answer" in result.stderr
