@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from prefect import flow
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
@@ -24,8 +25,14 @@ class MonitorSummary:
 
 
 @flow(name="monitor")
-def monitor(config_path: str, batches: list[str] | None = None) -> MonitorSummary:
-    """Check each batch (``batches``, default the config's ``data.current``) against the champion."""
+def monitor(
+    config_path: str, batches: list[str] | None = None, retrain_via: Literal["subflow", "event"] = "subflow"
+) -> MonitorSummary:
+    """Check each batch (``batches``, default the config's ``data.current``) against the champion.
+
+    On debounced drift, retrain as a subflow (one process, the embedded default) or emit
+    ``driftloop.retrain.requested`` for the retrain deployment's trigger (the cluster's way: the retrain
+    runs as its own Job, and its concurrency limit collapses a burst of requests)."""
     summary = MonitorSummary()
     config, registry = tasks.load(config_path)
     stream = batches or tasks.list_batches(config)
@@ -44,8 +51,11 @@ def monitor(config_path: str, batches: list[str] | None = None) -> MonitorSummar
             create_link_artifact(verdict.report_uri, link_text=f"Drift report for {uri}", key=f"{key}-report")
             publish([notify.drift_detected(config.model.name, verdict)])
         summary.verdicts.append(verdict)
-        if verdict.retrain:
+        if verdict.retrain and retrain_via == "event":
+            publish([notify.retrain_requested(config.model.name, config_path, verdict.check_run_id)])
+        elif verdict.retrain:
             window = training_window(stream, uri, config.training.window)
-            summary.retrains.append(retrain(config_path, window=window, drift_run_id=verdict.check_run_id))
+            outcome = retrain(config_path, window=window, drift_run_id=verdict.check_run_id)
+            summary.retrains.extend([outcome] if outcome else [])
             reference = tasks.current_reference(registry)
     return summary

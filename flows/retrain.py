@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows import tasks
@@ -22,17 +22,18 @@ class RetrainSummary:
 
 
 @flow(name="retrain")
-def retrain(config_path: str, window: list[str] | None = None, drift_run_id: str | None = None) -> RetrainSummary:
-    """Train on ``window`` (batch URIs), or on the configured reference when there is no champion yet."""
+def retrain(
+    config_path: str, window: list[str] | None = None, drift_run_id: str | None = None
+) -> RetrainSummary | None:
+    """Train on ``window`` (batch URIs), on the batches up to a drift check's, or — with no champion
+    yet — on the configured reference. A request made stale by a newer champion trains nothing."""
     config, registry = tasks.load(config_path)
-    if window:
-        reference = tasks.current_reference(registry)
-        contract = reference.contract if reference else tasks.bootstrap_data(config)[1]
-        frame = tasks.load_window(window, contract)
-        uris = window
-    else:
-        frame, contract = tasks.bootstrap_data(config)
-        uris = [config.resolve(config.data.reference)]
+    plan = tasks.plan_retrain(registry, window, drift_run_id)
+    if plan.skip_reason:
+        get_run_logger().info("retrain skipped: %s", plan.skip_reason)
+        return None
+    uris, contract = list(plan.uris), plan.contract
+    frame = tasks.load_window(uris, contract)
     challenger = tasks.fit_challenger(config, contract, frame, uris)
     decision = tasks.evaluate(registry, challenger, contract)
     candidate = tasks.register(registry, challenger, contract, decision, drift_run_id, flow_run.get_id())

@@ -85,6 +85,11 @@ def record_check(
 
 
 @task(**IO)
+def plan_retrain(registry: Registry, window: list[str] | None, drift_run_id: str | None) -> retrain.RetrainPlan:
+    return retrain.plan_retrain(registry, window, drift_run_id)
+
+
+@task(**IO)
 def load_window(uris: list[str], contract: Any) -> Any:
     return retrain.load_window(uris, contract)
 

@@ -107,3 +107,8 @@ def drift_detected(model: str, verdict: BatchVerdict) -> Notification | None:
 
 def retrain_finished(model: str, env: str, version: str, gate: str, passed: bool) -> Notification:
     return Notification("retrain.finished", model, env, version, {"gate": gate, "gate_passed": passed})
+
+
+def retrain_requested(model: str, config_path: str, drift_run_id: str) -> Notification:
+    """The retrain deployment's trigger listens for this event; its payload becomes the parameters."""
+    return Notification("retrain.requested", model, details={"config_path": config_path, "drift_run_id": drift_run_id})

@@ -12,7 +12,7 @@ from service.contracts import DataContract, conform
 from service.data import frame_hash, read_window
 from service.evaluate import GateDecision, evaluate_gate, split_holdout
 from service.promote import Outcome, accept_candidate
-from service.registry import CHAMPION, Registry, VersionRef
+from service.registry import CHAMPION, TAG, Registry, VersionRef
 from service.settings import Config
 from service.tracking import code_version, git_sha, log_training_run, read_report
 from service.train import fit_pipeline
@@ -24,6 +24,41 @@ class Challenger:
     train: pd.DataFrame
     holdout: pd.DataFrame
     uris: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RetrainPlan:
+    """What a retrain will learn from, or why it should not run at all."""
+
+    uris: tuple[str, ...] = ()
+    contract: DataContract | None = None
+    skip_reason: str | None = None
+
+
+def plan_retrain(registry: Registry, window: list[str] | None, drift_run_id: str | None) -> RetrainPlan:
+    """Decide the training window. With no champion: the configured reference. For a drift check: the
+    ``training.window`` batches ending with its batch — unless a newer champion has replaced the one
+    that check compared against, which makes the request stale (a burst of requests trains once)."""
+    from service.data import list_batches
+    from service.monitor import bootstrap_contract, current_reference
+
+    config = registry.config
+    reference = current_reference(registry)
+    if reference is None:
+        return RetrainPlan((config.resolve(config.data.reference),), bootstrap_contract(config)[1])
+    if drift_run_id:
+        tags = registry.client.get_run(drift_run_id).data.tags
+        if tags.get(f"{TAG}reference_run") != reference.run_id:
+            return RetrainPlan(
+                skip_reason=f"stale request: drift check {drift_run_id} compared against a champion "
+                f"that v{reference.version} has since replaced"
+            )
+        if not window:
+            stream = list_batches(config.resolve(config.data.current))
+            window = training_window(stream, tags[f"{TAG}batch_uri"], config.training.window)
+    if not window:
+        window = list_batches(config.resolve(config.data.current))[-config.training.window :]
+    return RetrainPlan(tuple(window), reference.contract)
 
 
 def training_window(batch_uris: list[str], upto: str, window: int) -> list[str]:

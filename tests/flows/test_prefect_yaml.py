@@ -28,7 +28,14 @@ def test_deployment_is_valid_and_its_entrypoint_is_a_flow_accepting_its_paramete
     assert config.work_pool is not None and config.work_pool.name == "driftloop"
 
 
-def test_monitor_runs_hourly_and_retrain_collapses_concurrent_runs() -> None:
+def test_monitor_runs_hourly_and_a_retrain_request_event_triggers_the_retrain_deployment() -> None:
+    from prefect.events import DeploymentEventTrigger
+
     by_name = {d["name"]: d for d in deployments()}
     assert by_name["monitor"]["schedules"][0]["interval"] == 3600
-    assert by_name["retrain"]["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+    assert by_name["monitor"]["parameters"]["retrain_via"] == "event"
+    assert by_name["retrain"]["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
+    [raw] = by_name["retrain"]["triggers"]
+    trigger = DeploymentEventTrigger.model_validate({k: v for k, v in raw.items() if k != "type"})
+    assert trigger.expect == {"driftloop.retrain.requested"}
+    assert set(trigger.parameters) == {"config_path", "drift_run_id"}

@@ -106,7 +106,7 @@ def test_install_registers_every_deployment_with_its_schedule(first_and_second_r
     monitor = deployments["monitor"]
     assert [schedule.schedule.interval.total_seconds() for schedule in monitor.schedules] == [3600]
     assert monitor.entrypoint == "flows/monitor.py:monitor"
-    assert monitor.parameters == {"config_path": "/etc/driftloop/models/driftloop.yaml"}
+    assert monitor.parameters == {"config_path": "/etc/driftloop/models/driftloop.yaml", "retrain_via": "event"}
     assert monitor.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": "/opt/driftloop"}}]
     # Each trigger of flows/prefect.yaml (the drift triggers) becomes one automation of its deployment.
     assert automations_by_deployment(deployments) == declared_triggers()
