@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import urllib.request
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -107,7 +108,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     def readyz() -> dict[str, str]:
         try:
-            client().search_registered_models(max_results=1)
+            if tracking_uri.startswith(("http://", "https://")):
+                # A probe must answer in seconds: the MLflow client would retry for minutes.
+                with urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=3):
+                    pass
+            else:
+                client().search_registered_models(max_results=1)
         except Exception as exc:  # any failure to reach the registry means "not ready"
             raise HTTPException(503, f"MLflow registry at {tracking_uri} unreachable: {exc}") from None
         return {"status": "ready"}
