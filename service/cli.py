@@ -251,5 +251,45 @@ def demo(
         run_demo(workspace)
 
 
+stack_app = typer.Typer(help="A local stack: PostgreSQL (or sqlite), Prefect and MLflow servers, a worker.")
+app.add_typer(stack_app, name="stack")
+StackDir = Annotated[Path, typer.Option("--dir", help="Folder for the stack's data, logs and pids.")]
+
+
+@stack_app.command("up")
+def stack_up(
+    folder: StackDir = Path("driftloop-stack"),
+    backend: Annotated[str, typer.Option(help="auto (PostgreSQL if installed), postgresql or sqlite.")] = "auto",
+    config: ConfigOption = None,
+) -> None:
+    """Start the servers, the process work pool `driftloop` with a worker, and register the deployments."""
+    from service.stack_commands import stack_status, stack_up
+
+    with reported_errors():
+        stack_up(folder, backend, config)
+        for name, where, ok in stack_status(folder):
+            typer.echo(f"{name:<12} {where}{'' if ok else '  (not answering)'}")
+
+
+@stack_app.command("down")
+def stack_down(folder: StackDir = Path("driftloop-stack")) -> None:
+    """Stop what `driftloop stack up` started in FOLDER."""
+    from service.stack_commands import stack_down
+
+    typer.echo(f"stopped: {', '.join(stack_down(folder)) or 'nothing was running'}")
+
+
+@stack_app.command("status")
+def stack_status(folder: StackDir = Path("driftloop-stack")) -> None:
+    """Print the stack's URLs and whether each answers (exit 1 if one does not)."""
+    from service.stack_commands import stack_status
+
+    with reported_errors():
+        rows = stack_status(folder)
+    for name, where, ok in rows:
+        typer.echo(f"{name:<12} {where}  {'up' if ok else 'DOWN'}")
+    raise typer.Exit(0 if all(ok for *_, ok in rows) else 1)
+
+
 if __name__ == "__main__":
     app()

@@ -129,6 +129,11 @@ class Registry:
         found = self.client.search_model_versions(f"name = '{self.name(env)}'")
         return sorted((version_ref(v) for v in found), key=lambda ref: int(ref.version))
 
+    def versions_with_tag(self, env: str, key: str, value: str) -> list[VersionRef]:
+        name = self.name(env)
+        found = self.client.search_model_versions(f"name = '{name}' and {tag_filter(key, value)}")
+        return [version_ref(v) for v in found]
+
     def set_alias(self, env: str, alias: str, version: VersionRef) -> None:
         self.client.set_registered_model_alias(self.name(env), alias, version.version)
 

@@ -48,6 +48,10 @@ def plan_retrain(registry: Registry, window: list[str] | None, drift_run_id: str
         return RetrainPlan((config.resolve(config.data.reference),), bootstrap_contract(config)[1])
     if drift_run_id:
         tags = registry.client.get_run(drift_run_id).data.tags
+        answered = registry.versions_with_tag(config.environments[0], "drift_run_id", drift_run_id)
+        if answered:
+            # Kept or rejected by the gate, this drift check has had its retrain: a repeat trains nothing.
+            return RetrainPlan(skip_reason=f"drift check {drift_run_id} was already answered by v{answered[0].version}")
         if tags.get(f"{TAG}reference_run") != reference.run_id:
             return RetrainPlan(
                 skip_reason=f"stale request: drift check {drift_run_id} compared against a champion "

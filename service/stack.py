@@ -13,279 +13,24 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from service.errors import DriftloopError
-
-CODE_ROOT = Path(__file__).resolve().parents[1]
-PREFECT_YAML = CODE_ROOT / "flows" / "prefect.yaml"
-POOL = "driftloop"
-STATE_FILE = "stack.json"
-TELEMETRY_OFF = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "1",
-    "PREFECT_INTEGRATIONS_KUBERNETES_OBSERVER_ENABLED": "false",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-}
-
-
-class StackError(DriftloopError):
-    """A server of the local stack did not start, or a step of setting it up failed."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def base_env(**extra: str) -> dict[str, str]:
-    """This process's environment without Prefect/MLflow settings leaking in, telemetry off."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "DRIFTLOOP_CONFIG"))}
-    env.update(TELEMETRY_OFF)
-    env.update(extra)
-    return env
-
-
-def answers(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status < 500
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-def _bin(name: str) -> str:
-    """A console script installed beside this Python (prefect, mlflow), else on PATH."""
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if found is None:
-        raise StackError(f"{name}: command not found beside {sys.executable} nor on PATH")
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child of ours counts as gone
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    return True
-
-
-def stop_pid(pid: int, timeout: float = 20.0) -> None:
-    """SIGTERM the process group led by ``pid`` (servers' children included), SIGKILL after ``timeout``."""
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, sig)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                return
-            time.sleep(0.2)
-
-
-@dataclass
-class Service:
-    """One long-running server process, its log, its pid file and the URL that says it is ready."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    root: Path
-    health_url: str | None = None
-    cwd: str | None = None
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def log(self) -> Path:
-        return self.root / "logs" / f"{self.name}.log"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.root / "pids" / f"{self.name}.pid"
-
-    def start(self, timeout: float = 180.0) -> Service:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as log:
-            log.write(f"\n--- {time.strftime('%H:%M:%S')} starting: {' '.join(self.argv)}\n".encode())
-            log.flush()
-            self.process = subprocess.Popen(
-                self.argv,
-                env=self.env,
-                cwd=self.cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stop() takes its children too
-            )
-        self.pid_file.write_text(str(self.process.pid))
-        if self.health_url:
-            self.wait_ready(timeout)
-        return self
-
-    def wait_ready(self, timeout: float = 180.0) -> None:
-        assert self.health_url
-        deadline = time.monotonic() + timeout
-        while not answers(self.health_url):
-            if self.process is not None and self.process.poll() is not None:
-                raise StackError(f"{self.name} exited with {self.process.returncode}: see {self.log}\n{self.tail()}")
-            if time.monotonic() > deadline:
-                raise StackError(f"{self.name}: {self.health_url} did not answer in {timeout:.0f} s: see {self.log}")
-            time.sleep(0.5)
-
-    def tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
-
-    @property
-    def pid(self) -> int | None:
-        if self.process is not None:
-            return self.process.pid
-        with contextlib.suppress(OSError, ValueError):
-            return int(self.pid_file.read_text())
-        return None
-
-    def running(self) -> bool:
-        if self.process is not None:
-            return self.process.poll() is None
-        pid = self.pid
-        return pid is not None and _alive(pid)
-
-    def stop(self, timeout: float = 20.0) -> None:
-        pid = self.pid
-        if pid is not None:
-            stop_pid(pid, timeout)
-            if self.process is not None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.process.wait(timeout=5)
-        self.process = None
-        self.pid_file.unlink(missing_ok=True)
-
-    def restart(self, timeout: float = 180.0) -> Service:
-        self.stop()
-        return self.start(timeout)
-
-
-# PostgreSQL ------------------------------------------------------------------------------------------
-
-
-def postgres_bin() -> Path | None:
-    """Debian's server binaries (/usr/lib/postgresql/<ver>/bin), newest first, or initdb on PATH."""
-    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: p.parent.name, reverse=True):
-        if (candidate / "initdb").exists():
-            return candidate
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb else None
-
-
-def _as_postgres(argv: list[str]) -> list[str]:
-    # PostgreSQL refuses to run as root: as root, run its binaries as the `postgres` user.
-    if os.geteuid() == 0:
-        return ["runuser", "-u", "postgres", "--", *argv]
-    return argv
-
-
-@dataclass
-class Postgres:
-    """A throwaway PostgreSQL cluster: trust auth, 127.0.0.1 only, unix socket in its own folder."""
-
-    folder: Path
-    port: int
-    bin: Path
-
-    @property
-    def data(self) -> Path:
-        return self.folder / "data"
-
-    @property
-    def sockets(self) -> Path:
-        return self.folder / "sockets"
-
-    def url(self, database: str, driver: str = "postgresql") -> str:
-        return f"{driver}://postgres@127.0.0.1:{self.port}/{database}"
-
-    def _run(self, argv: list[str], timeout: float = 120) -> str:
-        result = subprocess.run(
-            _as_postgres(argv), capture_output=True, text=True, timeout=timeout, env=base_env(), cwd="/"
-        )
-        if result.returncode != 0:
-            raise StackError(f"{' '.join(argv[:3])} exited {result.returncode}: {result.stdout[-2000:]}{result.stderr[-2000:]}")
-        return result.stdout
-
-    def start(self, databases: tuple[str, ...] = ()) -> Postgres:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.sockets.mkdir(exist_ok=True)
-        if os.geteuid() == 0:
-            import pwd
-
-            user = pwd.getpwnam("postgres")
-            for path in (self.folder, self.sockets):
-                os.chown(path, user.pw_uid, user.pw_gid)
-        if not (self.data / "PG_VERSION").exists():
-            self._run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
-        options = f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.folder / "postgres.log"), "-o", options, "-w", "-t", "60", "start"])
-        existing = self._run(
-            [str(self.bin / "psql"), "-h", str(self.sockets), "-p", str(self.port), "-U", "postgres", "-Atc", "select datname from pg_database"]
-        ).split()
-        for name in databases:
-            if name not in existing:
-                self._run([str(self.bin / "createdb"), "-h", str(self.sockets), "-p", str(self.port), "-U", "postgres", name])
-        return self
-
-    def running(self) -> bool:
-        result = subprocess.run(
-            _as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "status"]), capture_output=True, cwd="/"
-        )
-        return result.returncode == 0
-
-    def stop(self) -> None:
-        if self.data.exists() and self.running():
-            self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
-
-
-def postgres_folder(root: Path) -> Path:
-    """``root/postgres``, or — as root, when the `postgres` user cannot reach ``root`` (a 0700 home or
-    pytest's tmp folders) — a folder under /var/tmp linked from ``root/postgres``."""
-    folder = root / "postgres"
-    if os.geteuid() != 0:
-        return folder
-    reachable = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(root)], capture_output=True, cwd="/")
-    if reachable.returncode == 0:
-        return folder
-    if folder.is_symlink():
-        return folder.resolve()
-    outside = Path(tempfile.mkdtemp(prefix="driftloop-pg-", dir="/var/tmp"))
-    os.chmod(outside, 0o755)
-    folder.symlink_to(outside, target_is_directory=True)
-    return outside
-
-
-# the stack -------------------------------------------------------------------------------------------
+from service.postgres import Postgres, postgres_bin, postgres_folder
+from service.processes import (
+    CODE_ROOT,
+    POOL,
+    PREFECT_YAML,
+    STATE_FILE,
+    Service,
+    StackError,
+    base_env,
+    executable,
+    free_port,
+)
 
 
 @dataclass
@@ -363,11 +108,6 @@ class Stack:
             return self.postgres.url("prefect", "postgresql+asyncpg")
         return f"sqlite+aiosqlite:///{self.root / 'prefect.db'}"
 
-    def _mlflow_database(self) -> str:
-        if self.postgres:
-            return self.postgres.url("mlflow", "postgresql+psycopg2")
-        return f"sqlite:///{self.root / 'mlflow.db'}"
-
     def make_prefect_server(self) -> Service:
         env = base_env(
             PREFECT_HOME=str(self.root / "prefect-server"),
@@ -377,21 +117,31 @@ class Stack:
             PREFECT_UI_API_URL=self.prefect_url,
             PREFECT_API_DATABASE_MIGRATE_ON_START="true",
         )
-        argv = [_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.prefect_port)]
+        argv = [executable("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.prefect_port)]
         return Service("prefect-server", argv, env, self.root, f"{self.prefect_url}/health")
 
-    def make_mlflow_server(self) -> Service:
-        artifacts = self.root / "mlartifacts"
+    def make_mlflow_server(
+        self, port: int | None = None, database: str = "mlflow", name: str = "mlflow-server"
+    ) -> Service:
+        """The tracking server (``database`` and ``port`` other than the stack's: a second, separate one)."""
+        port = port or self.mlflow_port
+        artifacts = self.root / ("mlartifacts" if database == "mlflow" else f"mlartifacts-{database}")
         artifacts.mkdir(parents=True, exist_ok=True)
+        if self.postgres:
+            if database != "mlflow":
+                self.postgres.start((database,))
+            backend = self.postgres.url(database, "postgresql+psycopg2")
+        else:
+            backend = f"sqlite:///{self.root / (database + '.db')}"
         env = base_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
         argv = [
-            _bin("mlflow"), "server",
-            "--backend-store-uri", self._mlflow_database(),
+            executable("mlflow"), "server",
+            "--backend-store-uri", backend,
             "--serve-artifacts", "--artifacts-destination", str(artifacts),
-            "--workers", "1", "--host", "127.0.0.1", "--port", str(self.mlflow_port),
-            "--allowed-hosts", f"127.0.0.1:{self.mlflow_port},localhost:{self.mlflow_port}",
+            "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
+            "--allowed-hosts", f"127.0.0.1:{port},localhost:{port}",
         ]  # fmt: skip
-        return Service("mlflow-server", argv, env, self.root, f"{self.mlflow_url}/health")
+        return Service(name, argv, env, self.root, f"http://127.0.0.1:{port}/health")
 
     def make_worker(self) -> Service:
         env = self.client_env(
@@ -402,12 +152,13 @@ class Stack:
                 **self.worker_env,
             }
         )
-        argv = [_bin("prefect"), "worker", "start", "--pool", POOL, "--type", "process", "--name", "driftloop-local"]
+        argv = [executable("prefect"), "worker", "start", "--pool", POOL, "--type", "process"]
+        argv += ["--name", "driftloop-local"]
         return Service("worker", argv, env, self.root, None, cwd=str(CODE_ROOT))
 
     def prefect_cli(self, *args: str, timeout: float = 300) -> str:
         result = subprocess.run(
-            [_bin("prefect"), "--no-prompt", *args],
+            [executable("prefect"), "--no-prompt", *args],
             env=self.client_env(),
             cwd=str(CODE_ROOT),
             capture_output=True,
@@ -415,7 +166,9 @@ class Stack:
             timeout=timeout,
         )
         if result.returncode != 0:
-            raise StackError(f"prefect {' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+            raise StackError(
+                f"prefect {args[0]} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
         return result.stdout
 
     # deployments -----------------------------------------------------------------------------------
@@ -479,78 +232,3 @@ class Stack:
 
 
 # the `driftloop stack` commands ------------------------------------------------------------------------
-
-
-def demo_config_for(root: Path, mlflow_url: str, batches: int = 8, rows: int = 500, drift_at: int = 5) -> Path:
-    """A demo stream with every batch delivered, and its config pointing at the stack's MLflow server."""
-    from service.demo import deliver, prepare_workspace
-
-    workspace = prepare_workspace(root / "demo", batches, rows, drift_at)
-    for batch in workspace.batches:
-        deliver(workspace, batch)
-    document = yaml.safe_load(workspace.config_path.read_text())
-    document.setdefault("registry", {})["tracking_uri"] = mlflow_url
-    workspace.config_path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return workspace.config_path
-
-
-def read_state(root: Path) -> dict[str, Any] | None:
-    path = Path(root) / STATE_FILE
-    if not path.exists():
-        return None
-    return json.loads(path.read_text())
-
-
-def stack_up(root: Path, backend: str = "auto", config_path: Path | None = None) -> StackState:
-    root = Path(root).resolve()
-    existing = read_state(root)
-    if existing and answers(existing["prefect_url"] + "/health"):
-        raise StackError(f"{root}: a stack is already running there ({existing['prefect_ui_url']}): `driftloop stack down` first")
-    prefect_port, mlflow_port = free_port(), free_port()
-    if config_path is None:
-        config_path = demo_config_for(root, f"http://127.0.0.1:{mlflow_port}")
-    stack = Stack(root, backend=backend, config_path=Path(config_path).resolve(), prefect_port=prefect_port, mlflow_port=mlflow_port)
-    return stack.up()
-
-
-def stack_down(root: Path) -> list[str]:
-    """Stop what ``stack_up`` started under ``root``; returns the names of what was stopped."""
-    root = Path(root).resolve()
-    stopped = []
-    for name in ("worker", "mlflow-server", "prefect-server"):
-        pid_file = root / "pids" / f"{name}.pid"
-        if pid_file.exists():
-            with contextlib.suppress(ValueError):
-                pid = int(pid_file.read_text())
-                if _alive(pid):
-                    stop_pid(pid)
-                    stopped.append(name)
-            pid_file.unlink(missing_ok=True)
-    state = read_state(root)
-    if state and state.get("postgres_folder"):
-        postgres = Postgres(Path(state["postgres_folder"]), state["postgres_port"], Path(state["postgres_bin"]))
-        if postgres.data.exists() and postgres.running():
-            postgres.stop()
-            stopped.append("postgresql")
-    return stopped
-
-
-def stack_status(root: Path) -> list[tuple[str, str, bool]]:
-    """(component, URL or pid, answering) for each component of the stack under ``root``."""
-    state = read_state(Path(root).resolve())
-    if state is None:
-        raise StackError(f"{Path(root).resolve()}: no stack here ({STATE_FILE} not found): `driftloop stack up --dir ...` first")
-    rows = [
-        ("prefect api", state["prefect_url"], answers(state["prefect_url"] + "/health")),
-        ("prefect ui", state["prefect_ui_url"], answers(state["prefect_ui_url"])),
-        ("mlflow", state["mlflow_url"], answers(state["mlflow_url"] + "/health")),
-    ]
-    pid_file = Path(state["root"]) / "pids" / "worker.pid"
-    worker_pid = int(pid_file.read_text()) if pid_file.exists() else None
-    rows.append(("worker", f"pool {POOL}, pid {worker_pid}", worker_pid is not None and _alive(worker_pid)))
-    if state.get("postgres_port"):
-        postgres = Postgres(Path(state["postgres_folder"]), state["postgres_port"], Path(state["postgres_bin"]))
-        rows.append(("postgresql", f"127.0.0.1:{postgres.port}", postgres.running()))
-    if state.get("config_path"):
-        rows.append(("config", state["config_path"], Path(state["config_path"]).exists()))
-    return rows

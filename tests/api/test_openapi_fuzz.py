@@ -22,8 +22,9 @@ def api_schema(trained: Path, prefect: str, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("PREFECT_API_URL", prefect)
     with get_client(sync_client=True) as client:
         for name in ("monitor", "retrain"):
-            client.create_deployment(flow_id=client.create_flow_from_name(name), name=name,
-                                     entrypoint=f"flows/{name}.py:{name}")
+            client.create_deployment(
+                flow_id=client.create_flow_from_name(name), name=name, entrypoint=f"flows/{name}.py:{name}"
+            )
     app = create_app(Settings(models_dir=trained.parent, api_token=TOKEN))
     assert TestClient(app).get("/openapi.json").status_code == 200
     return schemathesis.openapi.from_asgi("/openapi.json", app)

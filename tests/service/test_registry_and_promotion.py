@@ -223,3 +223,22 @@ def test_two_models_in_one_process_keep_to_their_own_stores(world: Callable[...,
     assert first.tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert second.tracking_uri == f"sqlite:///{other_folder / 'mlflow.db'}"
     assert "MLFLOW_TRACKING_URI" not in os.environ
+
+
+def test_a_drift_check_already_answered_by_a_rejected_version_trains_nothing_again(registry: Registry) -> None:
+    from service.retrain import plan_retrain
+
+    # given a champion, and a drift check against it whose retrain the gate rejected
+    champion, _, _ = train(registry)
+    check = registry.client.create_run(
+        registry.experiment_id("monitoring"),
+        tags={"driftloop.reference_run": champion.run_id, "driftloop.batch_uri": drifted_window(registry)[-1]},
+    ).info.run_id
+    assert plan_retrain(registry, None, check).skip_reason is None  # not answered yet: it would train
+    rejected, _, outcome = train(registry, drifted_window(registry), "sklearn.dummy.DummyClassifier")
+    registry.tag_version(rejected, {"drift_run_id": check})
+    assert outcome.action == "rejected"
+    # when the same request arrives again (a burst, a retried trigger)
+    plan = plan_retrain(registry, None, check)
+    # then it is skipped, naming the version that answered it
+    assert plan.skip_reason == f"drift check {check} was already answered by v{rejected.version}"

@@ -1,0 +1,99 @@
+"""`driftloop stack up | down | status`: the local stack's commands, over ``service.stack.Stack``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from service.postgres import Postgres
+from service.processes import POOL, STATE_FILE, StackError, alive, answers, free_port, stop_pid
+from service.stack import Stack, StackState
+
+
+def demo_config_for(root: Path, mlflow_url: str, batches: int = 8, rows: int = 500, drift_at: int = 5) -> Path:
+    """A demo stream with every batch delivered, and its config pointing at the stack's MLflow server."""
+    from service.demo import deliver, prepare_workspace
+
+    workspace = prepare_workspace(root / "demo", batches, rows, drift_at)
+    for batch in workspace.batches:
+        deliver(workspace, batch)
+    document = yaml.safe_load(workspace.config_path.read_text())
+    document.setdefault("registry", {})["tracking_uri"] = mlflow_url
+    workspace.config_path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return workspace.config_path
+
+
+def read_state(root: Path) -> dict[str, Any] | None:
+    path = Path(root) / STATE_FILE
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def stack_up(root: Path, backend: str = "auto", config_path: Path | None = None) -> StackState:
+    root = Path(root).resolve()
+    existing = read_state(root)
+    if existing and answers(existing["prefect_url"] + "/health"):
+        raise StackError(
+            f"{root}: a stack is already running there ({existing['prefect_ui_url']}): `driftloop stack down` first"
+        )
+    prefect_port, mlflow_port = free_port(), free_port()
+    if config_path is None:
+        config_path = demo_config_for(root, f"http://127.0.0.1:{mlflow_port}")
+    stack = Stack(
+        root,
+        backend=backend,
+        config_path=Path(config_path).resolve(),
+        prefect_port=prefect_port,
+        mlflow_port=mlflow_port,
+    )
+    return stack.up()
+
+
+def stack_down(root: Path) -> list[str]:
+    """Stop what ``stack_up`` started under ``root``; returns the names of what was stopped."""
+    root = Path(root).resolve()
+    stopped = []
+    for name in ("worker", "mlflow-server", "prefect-server"):
+        pid_file = root / "pids" / f"{name}.pid"
+        if pid_file.exists():
+            with contextlib.suppress(ValueError):
+                pid = int(pid_file.read_text())
+                if alive(pid):
+                    stop_pid(pid)
+                    stopped.append(name)
+            pid_file.unlink(missing_ok=True)
+    state = read_state(root)
+    if state and state.get("postgres_folder"):
+        postgres = Postgres(Path(state["postgres_folder"]), state["postgres_port"], Path(state["postgres_bin"]))
+        if postgres.data.exists() and postgres.running():
+            postgres.stop()
+            stopped.append("postgresql")
+    return stopped
+
+
+def stack_status(root: Path) -> list[tuple[str, str, bool]]:
+    """(component, URL or pid, answering) for each component of the stack under ``root``."""
+    state = read_state(Path(root).resolve())
+    if state is None:
+        raise StackError(
+            f"{Path(root).resolve()}: no stack here ({STATE_FILE} not found): `driftloop stack up --dir ...` first"
+        )
+    rows = [
+        ("prefect api", state["prefect_url"], answers(state["prefect_url"] + "/health")),
+        ("prefect ui", state["prefect_ui_url"], answers(state["prefect_ui_url"])),
+        ("mlflow", state["mlflow_url"], answers(state["mlflow_url"] + "/health")),
+    ]
+    pid_file = Path(state["root"]) / "pids" / "worker.pid"
+    worker_pid = int(pid_file.read_text()) if pid_file.exists() else None
+    rows.append(("worker", f"pool {POOL}, pid {worker_pid}", worker_pid is not None and alive(worker_pid)))
+    if state.get("postgres_port"):
+        postgres = Postgres(Path(state["postgres_folder"]), state["postgres_port"], Path(state["postgres_bin"]))
+        rows.append(("postgresql", f"127.0.0.1:{postgres.port}", postgres.running()))
+    if state.get("config_path"):
+        rows.append(("config", state["config_path"], Path(state["config_path"]).exists()))
+    return rows
