@@ -87,6 +87,8 @@ def send_webhook(notification: Notification, url: str, secret: str | None, timeo
         with urllib.request.urlopen(request, timeout=timeout) as response:
             if response.status >= 300:
                 raise NotificationError(f"webhook {url} answered {response.status} to {notification.event}")
+    except urllib.error.HTTPError as exc:
+        raise NotificationError(f"webhook {url} answered {exc.code} to {notification.event}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise NotificationError(f"webhook {url} unreachable for {notification.event}: {exc}") from None
 
