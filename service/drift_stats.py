@@ -67,8 +67,12 @@ def prepare(series: pd.Series, numeric: bool) -> ColumnSide:
     if not numeric:
         counts = series.value_counts(sort=False, dropna=True)
         return ColumnSide(counts, int(counts.sum()), numeric)
-    values = series.to_numpy(dtype="float64", na_value=np.nan)
-    values = values[np.isfinite(values)]  # a new array: sorting it in place keeps one copy, not two
+    # A view of a float64 column (no copy); the mask below makes the one copy, sorted in place.
+    if series.dtype == np.float64:
+        values = series.to_numpy()
+    else:
+        values = series.to_numpy(dtype="float64", na_value=np.nan)
+    values = values[np.isfinite(values)]
     values.sort()
     # Distinct values and their counts from the runs of the sorted array: no hashing of a million floats.
     starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]]) if values.size else np.array([], int)
