@@ -13,7 +13,7 @@ from flows import tasks
 from flows.notify import publish
 from flows.retrain import RetrainSummary, retrain
 from service import notify
-from service.monitor import BatchVerdict, verdict_markdown
+from service.monitor import BatchVerdict, artifact_key, verdict_markdown
 from service.retrain import training_window
 
 
@@ -46,7 +46,7 @@ def monitor(
         if verdict is None:
             result = tasks.drift_check(reference, batch, batch_hash, config)
             verdict = tasks.record_check(registry, reference, result, uri, batch_hash, flow_run.get_id())
-            key = f"drift-{config.model.name}".lower().replace("_", "-")
+            key = artifact_key(config.model.name)
             create_markdown_artifact(verdict_markdown(verdict, result), key=key, description=uri)
             create_link_artifact(verdict.report_uri, link_text=f"Drift report for {uri}", key=f"{key}-report")
             publish([notify.drift_detected(config.model.name, verdict)])

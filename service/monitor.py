@@ -8,6 +8,7 @@ so one shift triggers one retrain rather than one per batch.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -159,6 +160,11 @@ def _verdict(
         retrain=retrain,
         reason=reason,
     )
+
+
+def artifact_key(model: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
+    return "drift-" + re.sub(r"[^a-z0-9-]", "-", model.lower())
 
 
 def _mark(drifted: bool) -> str:
