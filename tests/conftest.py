@@ -15,14 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
+from service.processes import TELEMETRY_OFF  # stdlib and yaml only: Prefect and MLflow are not loaded yet
+
 # Before Prefect or MLflow is imported anywhere: nothing phones home from a test run.
-TELEMETRY_OFF = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "1",
-    "PREFECT_INTEGRATIONS_KUBERNETES_OBSERVER_ENABLED": "false",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-}
 os.environ.update(TELEMETRY_OFF)
 
 
