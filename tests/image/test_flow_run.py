@@ -152,7 +152,9 @@ def test_model_version_registered_with_the_flow_runs_lineage(world: FlowRunWorld
     assert world.execution.returncode == 0, world.execution.stderr[-3000:]
     copy = world.store.parent / "mlflow-read.db"  # read a copy: the host never writes the pod's store
     shutil.copyfile(world.store / "mlflow.db", copy)
-    mlflow = MlflowClient(f"sqlite:///{copy}")
+    uri = f"sqlite:///{copy}"
+    # registry_uri too: a Registry opened earlier in this process set the global registry URI.
+    mlflow = MlflowClient(uri, registry_uri=uri)
     [version] = mlflow.search_model_versions("name = 'weather-dev'")
     assert version.tags["driftloop.git_sha"] == GIT_SHA
     # The first champion was trained by the monitor's `retrain` subflow, inside this flow run.
