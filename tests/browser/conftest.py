@@ -25,7 +25,9 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(os.environ.get("DRIFTLOOP_SCREENSHOTS", "/tmp/driftloop-screenshots"))
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in the main thread while
+# it is open, and every later test calling asyncio.run() (Prefect's sync client does) would fail.
+@pytest.fixture(scope="module")
 def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(tmp_path_factory.mktemp("ui-stack"), backend="sqlite")
     stack.up()
@@ -35,7 +37,7 @@ def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.down()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} not found: run .ci/install-integration (as root) first", pytrace=False)
