@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,23 @@ def prefect_api() -> Iterator[str]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield str(PREFECT_API_URL.value())
+        _drain_prefect_services(timeout=30)
+
+
+def _drain_prefect_services(timeout: float) -> None:
+    """Stop the session's log and event workers, waiting at most ``timeout`` for each kind.
+
+    The harness drains them on exit with no time limit, and an events worker whose event loop is gone
+    (one made for a server or loop that a test already shut) never reports done: CI hung there for an
+    hour. Drained here, they are gone from Prefect's instance cache and the harness finds none.
+    """
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (APILogWorker, EventsWorker):
+        _, pending = service.drain_all(timeout=timeout)
+        if pending:
+            warnings.warn(f"{len(pending)} Prefect {service.__name__} did not drain in {timeout:.0f} s", stacklevel=1)
 
 
 @pytest.fixture
@@ -54,6 +73,41 @@ def cli_env(prefect_api: str, tmp_path: Path) -> dict[str, str]:
     env.update(TELEMETRY_OFF)
     env.update({"PREFECT_API_URL": prefect_api, "PREFECT_HOME": str(tmp_path / "prefect-home")})
     return env
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An S3-compatible endpoint on 127.0.0.1, for s3:// data and artifacts.
+
+    There is no AWS account here: this is moto's S3 server, run as its own process and spoken to over
+    HTTP with the real clients (s3fs, boto3), in this process and in containers on the host network.
+    """
+    from service.processes import Service, base_env, free_port
+
+    port = free_port()
+    server = Service(
+        name="moto-s3",
+        argv=[sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=base_env(),
+        root=tmp_path_factory.mktemp("s3-server"),
+        health_url=f"http://127.0.0.1:{port}/moto-api/",
+    )
+    server.start(timeout=60)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def s3_env(s3_endpoint: str) -> dict[str, str]:
+    """What a process needs to use that endpoint as its S3: the variables the chart's data Secret holds."""
+    return {
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "driftloop-test",
+        "AWS_SECRET_ACCESS_KEY": "driftloop-test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
 
 
 @pytest.fixture(scope="session")
