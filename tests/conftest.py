@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,33 @@ import yaml
 
 from service.processes import TELEMETRY_OFF  # stdlib and yaml only: Prefect and MLflow are not loaded yet
 
+DRAIN_TIMEOUT = 60.0  # seconds for Prefect's log and event workers to send what a test left queued
+EXIT_GRACE, EXIT_HUNG = 120.0, 3  # seconds the interpreter may take to exit after the run; exit code if not
+
 # Before Prefect or MLflow is imported anywhere: nothing phones home from a test run.
 os.environ.update(TELEMETRY_OFF)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A watchdog for the interpreter's exit, where third-party cleanup can wait without a time limit.
+
+    Prefect drains its log and event workers at exit with no timeout; once, a worker left sending to a
+    stopped server held a CI run after its last test until the 90-minute limit. The drain after each
+    test should leave none; if the process still has not exited EXIT_GRACE seconds from here, this dumps
+    every thread's stack and exits non-zero, so the run ends and says where it hung.
+    """
+    import faulthandler
+    import threading
+
+    def give_up() -> None:
+        sys.stderr.write(f"\ntests finished but the process did not exit within {EXIT_GRACE:.0f} s; stacks:\n")
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        sys.stderr.flush()
+        os._exit(EXIT_HUNG)
+
+    watchdog = threading.Timer(EXIT_GRACE, give_up)
+    watchdog.daemon = True  # never itself a reason to wait
+    watchdog.start()
 
 
 @pytest.fixture(autouse=True)
@@ -37,23 +62,34 @@ def prefect_api() -> Iterator[str]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield str(PREFECT_API_URL.value())
-        _drain_prefect_services(timeout=30)
 
 
-def _drain_prefect_services(timeout: float) -> None:
-    """Stop the session's log and event workers, waiting at most ``timeout`` for each kind.
+@pytest.fixture(autouse=True)
+def _prefect_services_drained(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test that used Prefect, its log and event workers have sent everything, or it fails.
 
-    The harness drains them on exit with no time limit, and an events worker whose event loop is gone
-    (one made for a server or loop that a test already shut) never reports done: CI hung there for an
-    hour. Drained here, they are gone from Prefect's instance cache and the harness finds none.
+    They are per API URL and outlive the test. One left holding logs or events for a server that a later
+    fixture stops retries for hours, and Prefect drains them at exit with no time limit: a CI run hung
+    after its last test until its 90-minute limit. Drained here, while the servers this test used still
+    answer, none is left over; Prefect makes new ones when the next test logs or emits.
     """
+    yield
+    if "prefect.events.worker" not in sys.modules:
+        return
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
 
     for service in (APILogWorker, EventsWorker):
-        _, pending = service.drain_all(timeout=timeout)
+        # From a thread of its own: where the main thread runs an event loop (Playwright's sync API),
+        # drain_all would return a coroutine instead of waiting.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            _, pending = pool.submit(service.drain_all, DRAIN_TIMEOUT).result()
         if pending:
-            warnings.warn(f"{len(pending)} Prefect {service.__name__} did not drain in {timeout:.0f} s", stacklevel=1)
+            pytest.fail(
+                f"{request.node.nodeid}: {len(pending)} Prefect {service.__name__} still had work after "
+                f"{DRAIN_TIMEOUT:.0f} s: it is sending to a server that is gone or slow",
+                pytrace=False,
+            )
 
 
 @pytest.fixture
