@@ -26,7 +26,7 @@ EXIT_GRACE, EXIT_HUNG = 120.0, 3  # seconds the interpreter may take to exit aft
 os.environ.update(TELEMETRY_OFF)
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
+def pytest_unconfigure() -> None:
     """A watchdog for the interpreter's exit, where third-party cleanup can wait without a time limit.
 
     Prefect drains its log and event workers at exit with no timeout; once, a worker left sending to a

@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,8 @@ BASE_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
 LOCAL_CAS = Path("/usr/local/share/ca-certificates")
 INSTALL_HINT = "run .ci/install-docker (as root) first: it installs docker.io, debootstrap, hadolint and checkov"
 BUILD_TIMEOUT = 30 * 60
+POD_STORE = "/var/lib/driftloop"  # a writable volume in the container, as a PVC would be
+POD_REGISTRY = {"tracking_uri": f"sqlite:///{POD_STORE}/mlflow.db", "artifact_root": f"{POD_STORE}/artifacts"}
 
 
 def require_tool(name: str) -> str:
@@ -278,3 +281,30 @@ def background(docker: str, name: str) -> Iterator[None]:
         raise
     finally:
         subprocess.run([docker, "rm", "--force", name], capture_output=True, check=False)
+
+
+def pod_store(folder: Path) -> Path:
+    """A host folder to mount at POD_STORE, owned by the pod's user as an fsGroup would make it."""
+    folder.mkdir()
+    os.chown(folder, 10001, 10001)
+    return folder
+
+
+def read_pod_registry(store: Path) -> Any:
+    """An MlflowClient on a copy of the pod's sqlite store (the host never writes the pod's store).
+
+    registry_uri too: a Registry opened earlier in this process set the process-wide registry URI.
+    """
+    from mlflow import MlflowClient
+
+    copy = store.parent / "mlflow-read.db"
+    shutil.copyfile(store / "mlflow.db", copy)
+    return MlflowClient(f"sqlite:///{copy}", registry_uri=f"sqlite:///{copy}")
+
+
+def drift_checks(mlflow: Any, model: str) -> list[Any]:
+    """The drift-check runs the monitor recorded for ``model``."""
+    return mlflow.search_runs(
+        [mlflow.get_experiment_by_name(f"driftloop/{model}/monitoring").experiment_id],
+        filter_string="tags.`driftloop.kind` = 'drift_check'",
+    )

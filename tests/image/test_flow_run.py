@@ -13,8 +13,6 @@ writable volume that the test reads from the host afterwards.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -25,10 +23,9 @@ from uuid import UUID
 import pytest
 import yaml
 
-from .conftest import GIT_SHA, IMAGE, ROOT
+from .conftest import GIT_SHA, IMAGE, POD_REGISTRY, POD_STORE, ROOT, drift_checks, pod_store, read_pod_registry
 from .test_image import free_port, wait_for_http
 
-STORE = "/var/lib/driftloop"  # the writable volume, in the container
 POOL = "driftloop-image-test"
 
 
@@ -45,19 +42,18 @@ class FlowRunWorld:
 def _write_inputs(root: Path, config_path: PurePosixPath) -> tuple[Path, dict[Path, str]]:
     from service.demo_data import make_stream, write_stream
 
-    data, config_dir, store = root / "data", root / "config", root / "store"
+    data, config_dir = root / "data", root / "config"
     write_stream(make_stream(n_batches=2, rows=300, reference_rows=600, drift_at=2), data)
     config_dir.mkdir()
     document = {
         "model": {"name": "weather", "task": "classification", "target": "weather", "ignore": ["date"]},
         "data": {"reference": "/data/reference.csv", "current": "/data/stream/*.csv"},
         "evaluation": {"min_gain": 0.01},
-        "registry": {"tracking_uri": f"sqlite:///{STORE}/mlflow.db", "artifact_root": f"{STORE}/artifacts"},
+        "registry": POD_REGISTRY,
     }
     (config_dir / config_path.name).write_text(yaml.safe_dump(document, sort_keys=False))
-    store.mkdir()
-    os.chown(store, 10001, 10001)  # the volume belongs to the pod's user, as an fsGroup would make it
-    volumes = {config_dir: f"{config_path.parent}:ro", data: "/data:ro", store: STORE}
+    store = pod_store(root / "store")
+    volumes = {config_dir: f"{config_path.parent}:ro", data: "/data:ro", store: POD_STORE}
     return store, volumes
 
 
@@ -146,15 +142,10 @@ def test_flow_run_completes_in_the_container(world: FlowRunWorld) -> None:
 
 
 def test_model_version_registered_with_the_flow_runs_lineage(world: FlowRunWorld) -> None:
-    from mlflow import MlflowClient
     from prefect.client.orchestration import get_client
 
     assert world.execution.returncode == 0, world.execution.stderr[-3000:]
-    copy = world.store.parent / "mlflow-read.db"  # read a copy: the host never writes the pod's store
-    shutil.copyfile(world.store / "mlflow.db", copy)
-    uri = f"sqlite:///{copy}"
-    # registry_uri too: a Registry opened earlier in this process set the global registry URI.
-    mlflow = MlflowClient(uri, registry_uri=uri)
+    mlflow = read_pod_registry(world.store)
     [version] = mlflow.search_model_versions("name = 'weather-dev'")
     assert version.tags["driftloop.git_sha"] == GIT_SHA
     # The first champion was trained by the monitor's `retrain` subflow, inside this flow run.
@@ -163,11 +154,7 @@ def test_model_version_registered_with_the_flow_runs_lineage(world: FlowRunWorld
         parent_task = client.read_task_run(subflow.parent_task_run_id)
     assert parent_task.flow_run_id == world.flow_run_id
     assert mlflow.get_model_version_by_alias("weather-dev", "champion").version == version.version
-    checks = mlflow.search_runs(
-        [mlflow.get_experiment_by_name("driftloop/weather/monitoring").experiment_id],
-        filter_string="tags.`driftloop.kind` = 'drift_check'",
-    )
-    assert len(checks) == 2
+    assert len(drift_checks(mlflow, "weather")) == 2
 
 
 def test_api_in_the_image_serves_the_registry_the_flow_run_wrote(world: FlowRunWorld, docker: str, container) -> None:

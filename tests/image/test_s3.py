@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +17,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import background
+from .conftest import POD_REGISTRY, POD_STORE, background, drift_checks, pod_store, read_pod_registry
 from .test_image import free_port, wait_for_http
 
-STORE = "/var/lib/driftloop"  # a writable volume in the container, as a PVC would be
 CONFIG = "/etc/driftloop/models/driftloop.yaml"
 
 
@@ -64,14 +61,12 @@ def s3_loop(s3_env: dict[str, str], prefect_api: str, container, tmp_path_factor
             "reference": "s3://driftloop-data/weather/reference.csv",
             "current": "s3://driftloop-data/weather/stream/*.csv",
         },
-        "registry": {"tracking_uri": f"sqlite:///{STORE}/mlflow.db", "artifact_root": f"{STORE}/artifacts"},
+        "registry": POD_REGISTRY,
     }
     (root / "config").mkdir()
     (root / "config" / "driftloop.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
-    store = root / "store"
-    store.mkdir()
-    os.chown(store, 10001, 10001)
-    volumes = {root / "config": f"{Path(CONFIG).parent}:ro", store: STORE}
+    store = pod_store(root / "store")
+    volumes = {root / "config": f"{Path(CONFIG).parent}:ro", store: POD_STORE}
     env = {**s3_env, "PREFECT_API_URL": prefect_api}
     run = container("driftloop", "run", "-c", CONFIG, env=env, volumes=volumes, timeout=600)
     predict = container(
@@ -84,19 +79,12 @@ def s3_loop(s3_env: dict[str, str], prefect_api: str, container, tmp_path_factor
 
 
 def test_monitoring_pass_reads_every_batch_from_s3(s3_loop: dict[str, Any]) -> None:
-    from mlflow import MlflowClient
-
     run = s3_loop["run"]
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-6000:]
     assert "Read-only file system" not in output and "Permission denied" not in output, output[-6000:]
-    copy = s3_loop["store"].parent / "mlflow-read.db"  # the host reads a copy, never the pod's store
-    shutil.copyfile(s3_loop["store"] / "mlflow.db", copy)
-    mlflow = MlflowClient(f"sqlite:///{copy}", registry_uri=f"sqlite:///{copy}")
-    checks = mlflow.search_runs(
-        [mlflow.get_experiment_by_name("driftloop/weather/monitoring").experiment_id],
-        filter_string="tags.`driftloop.kind` = 'drift_check'",
-    )
+    mlflow = read_pod_registry(s3_loop["store"])
+    checks = drift_checks(mlflow, "weather")
     batches = sorted(f"s3://driftloop-data/{key}" for key in s3_loop["keys"] if "/stream/" in key)
     assert sorted(check.data.tags["driftloop.batch_uri"] for check in checks) == batches
     # every model learnt from s3 objects, the first one from the reference, and its lineage names them

@@ -7,7 +7,6 @@ flow-run pods: nothing in the model config names them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pandas as pd
 import pytest
@@ -17,7 +16,7 @@ from service.errors import DataSourceError
 
 
 @pytest.fixture
-def bucket(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def bucket(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh bucket; this test's process reads S3 settings from the environment like a pod."""
     import boto3
 
@@ -25,7 +24,7 @@ def bucket(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[
         monkeypatch.setenv(key, value)
     name = f"driftloop-{uuid.uuid4().hex[:12]}"
     boto3.client("s3").create_bucket(Bucket=name)
-    yield name
+    return name
 
 
 @pytest.fixture
