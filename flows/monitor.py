@@ -12,50 +12,90 @@ from prefect.runtime import flow_run
 from flows import tasks
 from flows.notify import publish
 from flows.retrain import RetrainSummary, retrain
+from flows.slots import model_slot
 from service import notify
-from service.monitor import BatchVerdict, artifact_key, verdict_markdown
+from service.monitor import BatchVerdict, NewBatch, artifact_key, config_changes, verdict_markdown
+from service.registry import Registry
 from service.retrain import training_window
+from service.settings import Config
 
 
 @dataclass
 class MonitorSummary:
+    model: str = ""
     bootstrap: RetrainSummary | None = None
     verdicts: list[BatchVerdict] = field(default_factory=list)
     retrains: list[RetrainSummary] = field(default_factory=list)
+    config_changes: list[str] = field(default_factory=list)
+    retrain_requested: str | None = None  # a drift check whose retrain was handed to the retrain deployment
+
+    @property
+    def quarantined(self) -> list[BatchVerdict]:
+        """Batches refused as bad input in this pass (not those refused by an earlier one)."""
+        return [verdict for verdict in self.verdicts if verdict.quarantined and not verdict.already_checked]
 
 
 @flow(name="monitor")
 def monitor(
     config_path: str, batches: list[str] | None = None, retrain_via: Literal["subflow", "event"] = "subflow"
 ) -> MonitorSummary:
-    """Check each batch (``batches``, default the config's ``data.current``) against the champion.
+    """Check each new batch (``batches``, default the config's ``data.current``) against the champion.
 
     On debounced drift, retrain as a subflow (one process, the embedded default) or emit
     ``driftloop.retrain.requested`` for the retrain deployment's trigger (the cluster's way: the retrain
-    runs as its own Job, and its concurrency limit collapses a burst of requests)."""
-    summary = MonitorSummary()
+    runs as its own Job). Either way the batches after a retrain decision wait for the new champion, so
+    a backlog ends on the same champion on both paths; a retrain asked for and not finished is asked for
+    again by the next pass. Bad batches are quarantined and the pass goes on."""
     config, registry = tasks.load(config_path)
+    # Two passes of one model at once could both record the same new batch: one at a time per model.
+    with model_slot("monitor", config.model.name):
+        return _pass(config_path, config, registry, batches, retrain_via)
+
+
+def _pass(
+    config_path: str, config: Config, registry: Registry, batches: list[str] | None, retrain_via: str
+) -> MonitorSummary:
+    summary = MonitorSummary(model=config.model.name)
     stream = batches or tasks.list_batches(config)
     reference = tasks.current_reference(registry)
     if reference is None:
         summary.bootstrap = retrain(config_path)
         reference = tasks.current_reference(registry)
+    summary.config_changes = config_changes(config, reference.contract)
+    pending = tasks.pending_retrain(registry, reference)
+    if pending is not None and retrain_via == "event":
+        publish([notify.retrain_requested(config.model.name, config_path, pending.run_id)])
+        summary.retrain_requested = pending.run_id
+        return summary
+    if pending is not None:
+        summary.retrains += _retrained(retrain(config_path, drift_run_id=pending.run_id))
+        reference = tasks.current_reference(registry)
+    seen = tasks.seen_batches(registry)
     for uri in stream:
-        batch, batch_hash = tasks.read_batch(uri, reference)
-        verdict = tasks.previous_verdict(registry, batch_hash)
-        if verdict is None:
-            result = tasks.drift_check(reference, batch, batch_hash, config)
-            verdict = tasks.record_check(registry, reference, result, uri, batch_hash, flow_run.get_id())
-            key = artifact_key(config.model.name)
-            create_markdown_artifact(verdict_markdown(verdict, result), key=key, description=uri)
-            create_link_artifact(verdict.report_uri, link_text=f"Drift report for {uri}", key=f"{key}-report")
-            publish([notify.drift_detected(config.model.name, verdict)])
+        verdict = tasks.examine(registry, reference, uri, seen, flow_run.get_id())
+        if isinstance(verdict, NewBatch):
+            verdict = _check(config, registry, reference, verdict)
         summary.verdicts.append(verdict)
         if verdict.retrain and retrain_via == "event":
             publish([notify.retrain_requested(config.model.name, config_path, verdict.check_run_id)])
-        elif verdict.retrain:
+            summary.retrain_requested = verdict.check_run_id
+            break  # the rest waits for the champion that retrain makes
+        if verdict.retrain:
             window = training_window(stream, uri, config.training.window)
-            outcome = retrain(config_path, window=window, drift_run_id=verdict.check_run_id)
-            summary.retrains.extend([outcome] if outcome else [])
+            summary.retrains += _retrained(retrain(config_path, window=window, drift_run_id=verdict.check_run_id))
             reference = tasks.current_reference(registry)
     return summary
+
+
+def _check(config: object, registry: object, reference: object, batch: NewBatch) -> BatchVerdict:
+    result = tasks.drift_check(reference, batch, config)
+    verdict = tasks.record_check(registry, reference, result, batch, flow_run.get_id())
+    key = artifact_key(config.model.name)  # type: ignore[attr-defined]
+    create_markdown_artifact(verdict_markdown(verdict, result), key=key, description=batch.uri)
+    create_link_artifact(verdict.report_uri, link_text=f"Drift report for {batch.uri}", key=f"{key}-report")
+    publish([notify.drift_detected(config.model.name, verdict)])  # type: ignore[attr-defined]
+    return verdict
+
+
+def _retrained(outcome: RetrainSummary | None) -> list[RetrainSummary]:
+    return [outcome] if outcome else []

@@ -9,8 +9,11 @@ from prefect.runtime import flow_run
 
 from flows import tasks
 from flows.notify import publish
+from flows.slots import model_slot
 from service import notify
 from service.promote import Outcome
+from service.registry import Registry
+from service.settings import Config
 
 
 @dataclass(frozen=True)
@@ -28,13 +31,20 @@ def retrain(
     """Train on ``window`` (batch URIs), on the batches up to a drift check's, or — with no champion
     yet — on the configured reference. A request made stale by a newer champion trains nothing."""
     config, registry = tasks.load(config_path)
+    with model_slot("retrain", config.model.name):  # planned inside the slot: a queued request re-plans
+        return _retrain(config, registry, window, drift_run_id)
+
+
+def _retrain(
+    config: Config, registry: Registry, window: list[str] | None, drift_run_id: str | None
+) -> RetrainSummary | None:
     plan = tasks.plan_retrain(registry, window, drift_run_id)
     if plan.skip_reason:
         get_run_logger().info("retrain skipped: %s", plan.skip_reason)
         return None
-    uris, contract = list(plan.uris), plan.contract
-    frame = tasks.load_window(uris, contract)
-    challenger = tasks.fit_challenger(config, contract, frame, uris)
+    uris = list(plan.uris)
+    frame, contract, dropped = tasks.load_window(uris, config)
+    challenger = tasks.fit_challenger(config, contract, frame, uris, dropped)
     decision = tasks.evaluate(registry, challenger, contract)
     candidate = tasks.register(registry, challenger, contract, decision, drift_run_id, flow_run.get_id())
     outcomes = [tasks.settle(registry, candidate, decision)]

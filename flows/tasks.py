@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from service import data, monitor, promote, retrain
-from service.errors import DriftloopError
+from service import checks, data, fleet, monitor, promote, retrain
+from service.errors import is_transient
 from service.registry import Registry
 from service.settings import Config, load_config
 
 
 def _transient(task_: Any, task_run: Any, state: Any) -> bool:
-    """Retry I/O failures, never a bad input: a wrong column stays wrong however often it is read."""
-    return not isinstance(state.result(raise_on_failure=False), DriftloopError)
+    """Retry what a dependency failed at (a server down, a timeout), never a bad input: a wrong column
+    stays wrong however often it is read."""
+    return is_transient(state.result(raise_on_failure=False))
 
 
 IO: dict[str, Any] = {
@@ -34,6 +36,11 @@ def load(config_path: str) -> tuple[Config, Registry]:
 
 
 @task(**IO)
+def load_fleet(models_dir: str) -> list[fleet.ModelEntry]:
+    return fleet.load_fleet(fleet.model_files(Path(models_dir)))
+
+
+@task(**IO)
 def list_batches(config: Config) -> list[str]:
     return data.list_batches(config.resolve(config.data.current))
 
@@ -44,44 +51,43 @@ def current_reference(registry: Registry) -> monitor.Reference | None:
 
 
 @task(**IO)
-def bootstrap_data(config: Config) -> tuple[Any, Any]:
-    return monitor.bootstrap_contract(config)
+def seen_batches(registry: Registry) -> dict[str, checks.SeenBatch]:
+    return checks.seen_batches(registry)
 
 
 @task(**IO)
-def read_batch(uri: str, reference: monitor.Reference) -> tuple[Any, str]:
-    return monitor.read_batch(uri, reference.contract)
+def pending_retrain(registry: Registry, reference: monitor.Reference) -> checks.DriftCheckRecord | None:
+    return monitor.pending_retrain(registry, reference)
 
 
 @task(**IO)
-def previous_verdict(registry: Registry, batch_hash: str) -> Any:
-    return monitor.previous_verdict(registry, batch_hash)
+def examine(
+    registry: Registry,
+    reference: monitor.Reference,
+    uri: str,
+    seen: dict[str, checks.SeenBatch],
+    flow_run_id: str | None,
+) -> monitor.BatchVerdict | monitor.NewBatch:
+    return monitor.examine(registry, reference, uri, seen, flow_run_id)
 
 
 def _drift_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     # A check is a pure function of the batch content, the reference and the drift settings.
     settings = parameters["config"].drift.model_dump_json()
-    key = f"{parameters['batch_hash']}|{parameters['reference'].run_id}|{settings}"
+    key = f"{parameters['batch'].batch_hash}|{parameters['reference'].run_id}|{settings}"
     return "drift-" + hashlib.sha256(key.encode()).hexdigest()
 
 
 @task(cache_key_fn=_drift_cache_key, persist_result=True)
-def drift_check(reference: monitor.Reference, batch: Any, batch_hash: str, config: Config) -> Any:
-    return monitor.run_drift_check(reference, batch, config)
+def drift_check(reference: monitor.Reference, batch: monitor.NewBatch, config: Config) -> Any:
+    return monitor.run_drift_check(reference, batch.frame, config)
 
 
 @task(**IO)
 def record_check(
-    registry: Registry,
-    reference: monitor.Reference,
-    result: Any,
-    batch_uri: str,
-    batch_hash: str,
-    flow_run_id: str | None,
+    registry: Registry, reference: monitor.Reference, result: Any, batch: monitor.NewBatch, flow_run_id: str | None
 ) -> monitor.BatchVerdict:
-    return monitor.record_and_decide(
-        registry, reference, result, batch_uri=batch_uri, batch_hash=batch_hash, flow_run_id=flow_run_id
-    )
+    return monitor.record_and_decide(registry, reference, result, batch, flow_run_id=flow_run_id)
 
 
 @task(**IO)
@@ -90,13 +96,13 @@ def plan_retrain(registry: Registry, window: list[str] | None, drift_run_id: str
 
 
 @task(**IO)
-def load_window(uris: list[str], contract: Any) -> Any:
-    return retrain.load_window(uris, contract)
+def load_window(uris: list[str], config: Config) -> tuple[Any, Any, int]:
+    return retrain.load_window(uris, config)
 
 
 @task(cache_policy=NO_CACHE)
-def fit_challenger(config: Config, contract: Any, frame: Any, uris: list[str]) -> retrain.Challenger:
-    return retrain.fit_challenger(config, contract, frame, uris)
+def fit_challenger(config: Config, contract: Any, frame: Any, uris: list[str], dropped: int) -> retrain.Challenger:
+    return retrain.fit_challenger(config, contract, frame, uris, dropped)
 
 
 @task(**IO)

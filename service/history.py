@@ -10,6 +10,8 @@ from service.registry import TAG
 
 MONITORING, TRAINING = "monitoring", "training"
 _MAX_RUNS = 50_000
+# Finished drift checks only: quarantined batches share the experiment, and an unfinished run is no record.
+CHECKS = f"tags.`{TAG}kind` = 'drift_check' and attributes.status = 'FINISHED'"
 
 
 @dataclass(frozen=True)
@@ -50,13 +52,13 @@ def drift_history(client: Any, model: str, limit: int = 50) -> list[dict[str, An
             "checked_at_ms": run.info.start_time,
             "report": f"{run.info.artifact_uri}/drift/drift_report.html",
         }
-        for run in _runs(client, model, MONITORING, limit)
+        for run in _runs(client, model, MONITORING, limit, CHECKS)
     ]
 
 
 def model_counts(client: Any, model: str, environments: list[tuple[str, str]]) -> ModelCounts:
     """``environments``: (env, registered model name) pairs, first environment first."""
-    checks = _runs(client, model, MONITORING, _MAX_RUNS)
+    checks = _runs(client, model, MONITORING, _MAX_RUNS, CHECKS)
     promotions, rejections = {}, 0
     for position, (env, name) in enumerate(environments):
         versions = client.search_model_versions(f"name = '{name}'")

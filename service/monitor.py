@@ -14,6 +14,14 @@ from functools import lru_cache
 
 import pandas as pd
 
+from service.checks import (
+    DriftCheckRecord,
+    SeenBatch,
+    find_check,
+    log_drift_check,
+    log_quarantine,
+    recent_checks,
+)
 from service.contracts import (
     DataContract,
     conform,
@@ -21,11 +29,14 @@ from service.contracts import (
     contract_from_reference,
     validate_batch,
 )
-from service.data import frame_hash, read_frame, read_window
+from service.data import fingerprint, frame_hash, read_frame, read_window
 from service.drift import DriftResult, ReferenceProfile, check_drift, profile_reference
+from service.errors import ContractViolation, DataSourceError
 from service.registry import CHAMPION, CONTRACT_PATH, Registry
 from service.settings import Config, DebounceSection
-from service.tracking import DriftCheckRecord, find_check, log_drift_check, recent_checks
+
+# Bad input that quarantines a batch; anything else (a server down) fails the pass and is retried.
+BAD_BATCH = (ContractViolation, DataSourceError)
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,17 @@ class BatchVerdict:
     already_checked: bool
     retrain: bool
     reason: str
+    quarantined: bool = False  # refused as bad input: ``reason`` holds the cause
+
+
+@dataclass(frozen=True)
+class NewBatch:
+    """A batch seen for the first time (or with new content): read, valid, to be checked."""
+
+    uri: str
+    frame: pd.DataFrame = field(repr=False)
+    batch_hash: str
+    fingerprint: str
 
 
 @lru_cache(maxsize=4)
@@ -81,6 +103,23 @@ def current_reference(registry: Registry) -> Reference | None:
     contract = contract_from_dict(registry.run_dict(champion.run_id, CONTRACT_PATH))
     frame, profile = _prepared_reference(uris, contract)
     return Reference(champion.run_id, champion.version, uris, frame, contract, profile)
+
+
+def config_changes(config: Config, contract: DataContract) -> list[str]:
+    """What the config says now that the champion's contract does not: checks keep to the champion's
+    contract, and the change takes effect when the next retrain draws a new one."""
+    changes = []
+    if config.model.target != contract.target:
+        changes.append(f"model.target {contract.target!r} → {config.model.target!r}")
+    if config.model.features is not None and list(config.model.features) != contract.feature_names:
+        changes.append(f"model.features {contract.feature_names} → {config.model.features}")
+    if config.model.features is None and sorted(config.model.ignore) != sorted(contract.ignore):
+        changes.append(f"model.ignore {sorted(contract.ignore)} → {sorted(config.model.ignore)}")
+    for key, value in config.contract.model_dump().items():
+        stored = getattr(contract, key, value)
+        if stored != value:
+            changes.append(f"contract.{key} {stored} → {value}")
+    return changes
 
 
 def read_batch(uri: str, contract: DataContract) -> tuple[pd.DataFrame, str]:
@@ -119,31 +158,67 @@ def record_and_decide(
     registry: Registry,
     reference: Reference,
     result: DriftResult,
+    batch: NewBatch,
     *,
-    batch_uri: str,
-    batch_hash: str,
     flow_run_id: str | None,
 ) -> BatchVerdict:
+    """Decide with the finished checks before this one, then record check and decision as one record."""
+    debounce = registry.config.drift.debounce
+    earlier = [check.dataset_drift for check in recent_checks(registry, reference.run_id, debounce.window)]
+    decision = should_retrain([result.dataset_drift, *earlier], debounce)
     record = log_drift_check(
         registry,
         result,
-        batch_uri=batch_uri,
-        batch_hash=batch_hash,
+        batch_uri=batch.uri,
+        batch_hash=batch.batch_hash,
+        fingerprint=batch.fingerprint,
         reference_run_id=reference.run_id,
         flow_run_id=flow_run_id,
+        decision=decision,
     )
-    debounce = registry.config.drift.debounce
-    history = [check.dataset_drift for check in recent_checks(registry, reference.run_id, debounce.window)]
-    retrain, reason = should_retrain(history, debounce)
-    return _verdict(record, result, already_checked=False, retrain=retrain, reason=reason)
+    return _verdict(record, result, already_checked=False, retrain=record.retrain_requested, reason=record.reason)
 
 
-def previous_verdict(registry: Registry, batch_hash: str) -> BatchVerdict | None:
-    """A batch already checked is not checked, nor acted on, again."""
-    record = find_check(registry, batch_hash)
-    if record is None:
-        return None
-    return _verdict(record, None, already_checked=True, retrain=False, reason="already checked")
+def examine(
+    registry: Registry, reference: Reference, uri: str, seen: dict[str, SeenBatch], flow_run_id: str | None
+) -> BatchVerdict | NewBatch:
+    """What a pass does with one batch URI: known by its fingerprint, it is not read again; bad input is
+    quarantined with its cause (and skipped until its content changes); otherwise it is read to be checked."""
+    stamp = fingerprint(uri)
+    known = seen.get(uri)
+    if known is not None and known.fingerprint == stamp:
+        return _known_verdict(known)
+    try:
+        frame, batch_hash = read_batch(uri, reference.contract)
+    except BAD_BATCH as exc:
+        run_id = log_quarantine(registry, batch_uri=uri, fingerprint=stamp, cause=str(exc), flow_run_id=flow_run_id)
+        return _quarantine_verdict(uri, run_id, str(exc), already=False)
+    previous = find_check(registry, batch_hash)
+    if previous is not None:  # the same content under another name or stamp
+        return _verdict(previous, None, already_checked=True, retrain=False, reason="already checked")
+    return NewBatch(uri, frame, batch_hash, stamp)
+
+
+def _known_verdict(known: SeenBatch) -> BatchVerdict:
+    if known.kind == "quarantine":
+        return _quarantine_verdict(known.uri, known.run_id, known.cause, already=True)
+    return BatchVerdict(
+        known.uri, known.dataset_drift, (), float("nan"), known.run_id, "", True, False, "already checked"
+    )
+
+
+def _quarantine_verdict(uri: str, run_id: str, cause: str, *, already: bool) -> BatchVerdict:
+    return BatchVerdict(uri, False, (), float("nan"), run_id, "", already, False, cause, quarantined=True)
+
+
+def pending_retrain(registry: Registry, reference: Reference) -> DriftCheckRecord | None:
+    """The newest check against this champion that asked for a retrain no version has answered yet
+    (registered or rejected): a failed retrain is not lost, the next pass runs it again."""
+    env = registry.config.environments[0]
+    for check in recent_checks(registry, reference.run_id, 100):
+        if check.retrain_requested:
+            return None if registry.versions_with_tag(env, "drift_run_id", check.run_id) else check
+    return None
 
 
 def _verdict(

@@ -3,22 +3,31 @@
 Each environment is its own registered model (``weather-dev``, ``weather-staging``...), each with the
 aliases ``champion``, ``challenger`` and ``previous``. Registration and copies between environments are
 idempotent, keyed by the training run, so a retried task never makes a duplicate version.
+
+Each ``Registry`` talks to its own store through its own client: nothing here sets MLflow's
+process-wide tracking URI, so models with different stores can share one process. Only a definite
+"not found" from MLflow means absent; any other failure to ask is a ``RegistryUnavailable``.
 """
 
 from __future__ import annotations
 
-import os
+import json
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
-from service.errors import RegistryError
+from service.errors import RegistryError, RegistryUnavailable
 from service.settings import Config
 
 TAG = "driftloop."
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
 ALIASES = (CHAMPION, CHALLENGER, PREVIOUS)
 LINEAGE_PATH, CONTRACT_PATH = "lineage.json", "contract.json"
+MODEL_PATH = "model"
+T = TypeVar("T")
 
 
 def tag_filter(key: str, value: str) -> str:
@@ -59,106 +68,142 @@ def _default_artifact_root(tracking_uri: str) -> str | None:
     return None
 
 
+def is_not_found(exc: Exception) -> bool:
+    """MLflow's definite "does not exist" (a missing alias is reported as an invalid parameter)."""
+    code = getattr(exc, "error_code", "")
+    return code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc))
+
+
+def classify(tracking_uri: str, what: str, exc: Exception) -> Exception:
+    """The driftloop error for a failed MLflow call: unavailable (retry) unless MLflow refused the request."""
+    status = exc.get_http_status_code() if hasattr(exc, "get_http_status_code") else 500
+    if status >= 500 or status == 429:
+        return RegistryUnavailable(f"MLflow at {tracking_uri} did not answer ({what}): {exc}")
+    return RegistryError(f"MLflow at {tracking_uri} refused to {what}: {exc}")
+
+
 class Registry:
     """The MLflow tracking server and model registry of one configured model."""
 
     def __init__(self, config: Config) -> None:
-        import mlflow
         from mlflow import MlflowClient
 
         self.config = config
         self.tracking_uri = config.tracking_uri()
-        # The fluent API (log_model, log_input) reads the global URI: keep it on our store. MLflow also
-        # exports it to the environment, where the next config loaded in this process would mistake it
-        # for the user's MLFLOW_TRACKING_URI: put the user's environment back.
-        saved = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.tracking_uri)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         self.client = MlflowClient(self.tracking_uri, registry_uri=self.tracking_uri)
         self.artifact_root = config.registry.artifact_root or _default_artifact_root(self.tracking_uri)
+
+    def ask(self, what: str, call: Callable[[], T]) -> T:
+        """Run one MLflow call; a failure becomes RegistryUnavailable or RegistryError, naming the server."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return call()
+        except MlflowException as exc:
+            raise classify(self.tracking_uri, what, exc) from exc
+        except FileNotFoundError as exc:  # a local store's artifact that is not there: a definite answer
+            raise RegistryError(f"MLflow at {self.tracking_uri}: cannot {what}: {exc}") from exc
+        except OSError as exc:  # requests' connection errors and timeouts are OSErrors
+            raise RegistryUnavailable(f"MLflow at {self.tracking_uri} did not answer ({what}): {exc}") from exc
+
+    def lookup(self, what: str, call: Callable[[], T]) -> T | None:
+        """Like ``ask``, but a definite "not found" is None: the one answer that means absent."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.ask(what, call)
+        except (RegistryError, RegistryUnavailable) as exc:
+            cause = exc.__cause__
+            if isinstance(cause, MlflowException) and is_not_found(cause):
+                return None
+            raise
 
     # experiments ---------------------------------------------------------------------------------
     def experiment_id(self, stage: str) -> str:
         name = f"driftloop/{self.config.model.name}/{stage}"
-        existing = self.client.get_experiment_by_name(name)
+        existing = self.ask(f"read experiment {name}", lambda: self.client.get_experiment_by_name(name))
         if existing is not None:
             return existing.experiment_id
         location = f"{self.artifact_root}/{self.config.model.name}/{stage}" if self.artifact_root else None
-        return self.client.create_experiment(name, artifact_location=location)
+        return self.ask(
+            f"create experiment {name}", lambda: self.client.create_experiment(name, artifact_location=location)
+        )
 
     # versions and aliases ------------------------------------------------------------------------
     def name(self, env: str) -> str:
         return self.config.registered_name(env)
 
     def ensure_model(self, env: str) -> str:
-        from mlflow.exceptions import MlflowException
-
         name = self.name(env)
-        try:
-            self.client.get_registered_model(name)
-        except MlflowException:
-            self.client.create_registered_model(
-                name,
-                tags={f"{TAG}model": self.config.model.name, f"{TAG}env": env},
-                description=f"driftloop model {self.config.model.name!r}, environment {env!r}",
+        if self.lookup(f"read model {name}", lambda: self.client.get_registered_model(name)) is None:
+            self.ask(
+                f"create model {name}",
+                lambda: self.client.create_registered_model(
+                    name,
+                    tags={f"{TAG}model": self.config.model.name, f"{TAG}env": env},
+                    description=f"driftloop model {self.config.model.name!r}, environment {env!r}",
+                ),
             )
         return name
 
     def at_alias(self, env: str, alias: str) -> VersionRef | None:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return version_ref(self.client.get_model_version_by_alias(self.name(env), alias))
-        except MlflowException:
-            return None
+        """The version ``@alias`` points to; None only when MLflow says there is none."""
+        name = self.name(env)
+        found = self.lookup(f"read {name}@{alias}", lambda: self.client.get_model_version_by_alias(name, alias))
+        return None if found is None else _with_alias(version_ref(found), alias)
 
     def version(self, env: str, version: str) -> VersionRef:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return version_ref(self.client.get_model_version(self.name(env), version))
-        except MlflowException:
-            raise RegistryError(f"{self.name(env)}: no version {version}") from None
+        name = self.name(env)
+        found = self.lookup(f"read {name} v{version}", lambda: self.client.get_model_version(name, version))
+        if found is None:
+            raise RegistryError(f"{name}: no version {version}")
+        return version_ref(found)
 
     def versions(self, env: str) -> list[VersionRef]:
-        found = self.client.search_model_versions(f"name = '{self.name(env)}'")
+        name = self.name(env)
+        found = self.ask(f"list {name}", lambda: self.client.search_model_versions(f"name = '{name}'"))
         return sorted((version_ref(v) for v in found), key=lambda ref: int(ref.version))
 
     def versions_with_tag(self, env: str, key: str, value: str) -> list[VersionRef]:
         name = self.name(env)
-        found = self.client.search_model_versions(f"name = '{name}' and {tag_filter(key, value)}")
-        return [version_ref(v) for v in found]
+        query = f"name = '{name}' and {tag_filter(key, value)}"
+        return [version_ref(v) for v in self.ask(f"search {name}", lambda: self.client.search_model_versions(query))]
 
     def set_alias(self, env: str, alias: str, version: VersionRef) -> None:
-        self.client.set_registered_model_alias(self.name(env), alias, version.version)
+        name = self.name(env)
+        self.ask(f"set {name}@{alias}", lambda: self.client.set_registered_model_alias(name, alias, version.version))
 
     def delete_alias(self, env: str, alias: str) -> None:
         if self.at_alias(env, alias) is not None:
-            self.client.delete_registered_model_alias(self.name(env), alias)
+            name = self.name(env)
+            self.ask(f"delete {name}@{alias}", lambda: self.client.delete_registered_model_alias(name, alias))
 
     def tag_version(self, version: VersionRef, tags: dict[str, str]) -> None:
         for key, value in tags.items():
-            self.client.set_model_version_tag(version.name, version.version, f"{TAG}{key}", value)
+            self.ask(
+                f"tag {version.uri}",
+                lambda k=key, v=value: self.client.set_model_version_tag(version.name, version.version, f"{TAG}{k}", v),
+            )
 
     def _version_of_run(self, name: str, run_id: str) -> VersionRef | None:
-        found = self.client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+        query = f"name = '{name}' and run_id = '{run_id}'"
+        found = self.ask(f"search {name}", lambda: self.client.search_model_versions(query))
         return version_ref(found[0]) if found else None
 
-    def register(self, run_id: str, model_uri: str, env: str, tags: dict[str, str]) -> VersionRef:
+    def register(self, run_id: str, env: str, tags: dict[str, str]) -> VersionRef:
         """Register a training run's model in ``env``; registering the same run again returns it."""
-        import mlflow
-
         name = self.ensure_model(env)
         existing = self._version_of_run(name, run_id)
         if existing is not None:
             return existing
-        version = mlflow.register_model(model_uri, name, tags={f"{TAG}{k}": v for k, v in tags.items()})
-        return self.version(env, str(version.version))
+        source = f"{self.run_artifact_uri(run_id, MODEL_PATH)}"
+        created = self.ask(
+            f"register run {run_id} in {name}",
+            lambda: self.client.create_model_version(
+                name, source, run_id=run_id, tags={f"{TAG}{k}": v for k, v in tags.items()}
+            ),
+        )
+        return self.version(env, str(created.version))
 
     def copy_to(self, version: VersionRef, env: str) -> VersionRef:
         """Copy a version into another environment's model, with its lineage tags; idempotent."""
@@ -166,37 +211,58 @@ class Registry:
         existing = self._version_of_run(name, version.run_id)
         if existing is not None:
             return existing
-        copied = version_ref(self.client.copy_model_version(version.uri, name))
-        for key, value in version.tags.items():
-            if key.startswith(TAG) and key != f"{TAG}status":
-                self.client.set_model_version_tag(name, copied.version, key, value)
-        self.client.set_model_version_tag(name, copied.version, f"{TAG}copied_from", version.uri)
+        copied = version_ref(
+            self.ask(f"copy {version.uri} to {name}", lambda: self.client.copy_model_version(version.uri, name))
+        )
+        lineage = {key: value for key, value in version.tags.items() if key.startswith(TAG) and key != f"{TAG}status"}
+        self.tag_version(copied, {key.removeprefix(TAG): value for key, value in lineage.items()})
+        self.tag_version(copied, {"copied_from": version.uri})
         return self.version(env, copied.version)
 
     def load_model(self, env: str, alias: str = CHAMPION) -> object:
-        import mlflow.sklearn
-
-        if self.at_alias(env, alias) is None:
+        found = self.at_alias(env, alias)
+        if found is None:
             raise RegistryError(f"{self.name(env)} has no version with alias @{alias}")
-        return mlflow.sklearn.load_model(f"models:/{self.name(env)}@{alias}")
+        return self.load_version(found)
 
     def load_version(self, version: VersionRef) -> object:
+        """Download a version's model from this registry's store and load it."""
+        import mlflow.artifacts
         import mlflow.sklearn
 
-        return mlflow.sklearn.load_model(version.uri)
+        # The version's own storage location (a copy's resolves to its source's files), fetched through
+        # this registry's URIs: a models:/ URI would be resolved against the process-wide registry.
+        location = self.ask(
+            f"locate {version.uri}", lambda: self.client.get_model_version_download_uri(version.name, version.version)
+        )
+        with tempfile.TemporaryDirectory(prefix="driftloop-model-") as folder:
+            local = self.ask(
+                f"download {version.uri}",
+                lambda: mlflow.artifacts.download_artifacts(
+                    artifact_uri=location, dst_path=folder, tracking_uri=self.tracking_uri
+                ),
+            )
+            return mlflow.sklearn.load_model(local)
 
     def run_dict(self, run_id: str, path: str) -> dict[str, object]:
         """A JSON artifact of a training run (its lineage or data contract)."""
-        import mlflow.artifacts
-        from mlflow.exceptions import MlflowException
+        return json.loads(self.run_text(run_id, path))
 
-        try:
-            return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
-        except (MlflowException, OSError) as exc:
-            raise RegistryError(f"run {run_id}: cannot read {path}: {exc}") from None
+    def run_text(self, run_id: str, path: str) -> str:
+        with tempfile.TemporaryDirectory(prefix="driftloop-artifact-") as folder:
+            local = self.ask(
+                f"download {path} of run {run_id}", lambda: self.client.download_artifacts(run_id, path, folder)
+            )
+            return Path(local).read_text()
 
     def lineage(self, version: VersionRef) -> dict[str, object]:
         return self.run_dict(version.run_id, LINEAGE_PATH)
 
     def run_artifact_uri(self, run_id: str, path: str) -> str:
-        return f"{self.client.get_run(run_id).info.artifact_uri}/{path}"
+        run = self.ask(f"read run {run_id}", lambda: self.client.get_run(run_id))
+        return f"{run.info.artifact_uri}/{path}"
+
+
+def _with_alias(ref: VersionRef, alias: str) -> VersionRef:
+    aliases = ref.aliases if alias in ref.aliases else (*ref.aliases, alias)
+    return VersionRef(ref.name, ref.version, ref.run_id, ref.tags, aliases)

@@ -4,17 +4,25 @@ holdout, log and register it in the first environment with its lineage, and sett
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import pandas as pd
 
-from service.contracts import DataContract, conform
-from service.data import frame_hash, read_window
+from service.contracts import (
+    DataContract,
+    conform,
+    contract_from_dict,
+    contract_from_reference,
+    drop_unlabelled,
+    validate_batch,
+)
+from service.data import frame_hash, list_batches, read_window
 from service.evaluate import GateDecision, evaluate_gate, split_holdout
 from service.promote import Outcome, accept_candidate
-from service.registry import CHAMPION, TAG, Registry, VersionRef
+from service.registry import CHAMPION, CONTRACT_PATH, TAG, Registry, VersionRef
 from service.settings import Config
-from service.tracking import code_version, git_sha, log_training_run, read_report
+from service.tracking import code_version, finished_training, git_sha, log_training_run, read_report
 from service.train import fit_pipeline
 
 
@@ -24,6 +32,7 @@ class Challenger:
     train: pd.DataFrame
     holdout: pd.DataFrame
     uris: tuple[str, ...]
+    dropped_unlabelled: int = 0
 
 
 @dataclass(frozen=True)
@@ -31,7 +40,6 @@ class RetrainPlan:
     """What a retrain will learn from, or why it should not run at all."""
 
     uris: tuple[str, ...] = ()
-    contract: DataContract | None = None
     skip_reason: str | None = None
 
 
@@ -39,15 +47,15 @@ def plan_retrain(registry: Registry, window: list[str] | None, drift_run_id: str
     """Decide the training window. With no champion: the configured reference. For a drift check: the
     ``training.window`` batches ending with its batch — unless a newer champion has replaced the one
     that check compared against, which makes the request stale (a burst of requests trains once)."""
-    from service.data import list_batches
-    from service.monitor import bootstrap_contract, current_reference
+    from service.monitor import current_reference
 
     config = registry.config
     reference = current_reference(registry)
     if reference is None:
-        return RetrainPlan((config.resolve(config.data.reference),), bootstrap_contract(config)[1])
+        return RetrainPlan((config.resolve(config.data.reference),))
     if drift_run_id:
-        tags = registry.client.get_run(drift_run_id).data.tags
+        run = registry.ask(f"read drift check {drift_run_id}", lambda: registry.client.get_run(drift_run_id))
+        tags = run.data.tags
         answered = registry.versions_with_tag(config.environments[0], "drift_run_id", drift_run_id)
         if answered:
             # Kept or rejected by the gate, this drift check has had its retrain: a repeat trains nothing.
@@ -62,7 +70,7 @@ def plan_retrain(registry: Registry, window: list[str] | None, drift_run_id: str
             window = training_window(stream, tags[f"{TAG}batch_uri"], config.training.window)
     if not window:
         window = list_batches(config.resolve(config.data.current))[-config.training.window :]
-    return RetrainPlan(tuple(window), reference.contract)
+    return RetrainPlan(tuple(window))
 
 
 def training_window(batch_uris: list[str], upto: str, window: int) -> list[str]:
@@ -71,21 +79,60 @@ def training_window(batch_uris: list[str], upto: str, window: int) -> list[str]:
     return batch_uris[max(0, end - window) : end]
 
 
-def load_window(uris: list[str], contract: DataContract) -> pd.DataFrame:
-    return conform(read_window(uris), contract)
+def load_window(uris: list[str], config: Config) -> tuple[pd.DataFrame, DataContract, int]:
+    """The training window, its contract drawn afresh with the current config (so an edited config takes
+    effect at the next retrain), without the rows that have no label; and how many rows were dropped."""
+    source = ", ".join(uris)
+    raw = read_window(uris)
+    contract = contract_from_reference(raw, config, source)
+    labelled, dropped = drop_unlabelled(raw, contract, source)
+    validate_batch(labelled, contract, source, require_target=True)
+    return conform(labelled, contract), contract, dropped
 
 
-def fit_challenger(config: Config, contract: DataContract, frame: pd.DataFrame, uris: list[str]) -> Challenger:
+def fit_challenger(
+    config: Config, contract: DataContract, frame: pd.DataFrame, uris: list[str], dropped: int = 0
+) -> Challenger:
     train, holdout = split_holdout(frame, config)
     model = fit_pipeline(config, contract, train)
-    return Challenger(model, train, holdout, tuple(uris))
+    return Challenger(model, train, holdout, tuple(uris), dropped)
 
 
 def evaluate_challenger(registry: Registry, challenger: Challenger, contract: DataContract) -> GateDecision:
     """Score the challenger and the first environment's champion on the same fresh holdout."""
     champion_ref = registry.at_alias(registry.config.environments[0], CHAMPION)
-    champion = registry.load_version(champion_ref) if champion_ref else None
+    champion = None
+    if champion_ref is not None:
+        champion = registry.load_version(champion_ref)
+        own = contract_from_dict(registry.run_dict(champion_ref.run_id, CONTRACT_PATH))
+        if own.feature_names != contract.feature_names:
+            champion = OwnColumns(champion, own, challenger.holdout)
     return evaluate_gate(challenger.model, champion, challenger.holdout, contract, registry.config)
+
+
+class OwnColumns:
+    """A champion trained on other columns than the challenger (the config's features changed): it scores
+    the same holdout rows, read with its own contract. ``score`` hands models the challenger's columns
+    only, so the rows are found again by their index in the full holdout."""
+
+    def __init__(self, model: object, contract: DataContract, holdout: pd.DataFrame) -> None:
+        self.model, self.contract, self.holdout = model, contract, holdout
+        self.classes_ = getattr(model, "classes_", None)
+
+    def _rows(self, features: pd.DataFrame) -> pd.DataFrame:
+        return conform(self.holdout.loc[features.index], self.contract)[self.contract.feature_names]
+
+    def predict(self, features: pd.DataFrame) -> object:
+        return self.model.predict(self._rows(features))  # type: ignore[attr-defined]
+
+    def predict_proba(self, features: pd.DataFrame) -> object:
+        return self.model.predict_proba(self._rows(features))  # type: ignore[attr-defined]
+
+
+def training_key(challenger: Challenger, drift_run_id: str | None) -> str:
+    """What makes two trainings the same one: the request and the exact data (a retry, or a rerun)."""
+    parts = [drift_run_id or "-", *challenger.uris, frame_hash(challenger.train), frame_hash(challenger.holdout)]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 def register_challenger(
@@ -97,23 +144,65 @@ def register_challenger(
     drift_run_id: str | None,
     flow_run_id: str | None,
 ) -> VersionRef:
-    """Log the training run and register its model in the first environment, with lineage tags."""
+    """Log the training run and register its model in the first environment, with lineage tags.
+
+    Idempotent: a retry finds the training run a previous attempt finished, and ``register`` finds the
+    version of that run, so neither a second run nor a second version is made."""
     config = registry.config
-    champion = registry.at_alias(config.environments[0], CHAMPION)
-    lineage = {
+    key = training_key(challenger, drift_run_id)
+    tags = _lineage_tags(registry, challenger, decision, drift_run_id, flow_run_id)
+    run_id = finished_training(registry, key)
+    if run_id is None:
+        run_id = log_training_run(
+            registry,
+            model=challenger.model,
+            train=challenger.train,
+            holdout=challenger.holdout,
+            features=contract.feature_names,
+            decision=decision,
+            contract=contract,
+            lineage=_lineage(registry, challenger, contract, drift_run_id, flow_run_id),
+            tags={**tags, "training_key": key},
+            drift_report_html=read_report(registry, drift_run_id) if drift_run_id else None,
+        ).run_id
+    return registry.register(run_id, config.environments[0], {**tags, "training_run_id": run_id})
+
+
+def _lineage(
+    registry: Registry,
+    challenger: Challenger,
+    contract: DataContract,
+    drift_run_id: str | None,
+    flow_run_id: str | None,
+) -> dict[str, object]:
+    champion = registry.at_alias(registry.config.environments[0], CHAMPION)
+    return {
         "training_data": list(challenger.uris),
         "train_hash": frame_hash(challenger.train),
         "holdout_hash": frame_hash(challenger.holdout),
+        "dropped_unlabelled_rows": challenger.dropped_unlabelled,
         "drift_run_id": drift_run_id,
         "champion_version": champion.version if champion else None,
         "code_version": code_version(),
         "flow_run_id": flow_run_id,
         "features": contract.feature_names,
     }
-    tags = {
+
+
+def _lineage_tags(
+    registry: Registry,
+    challenger: Challenger,
+    decision: GateDecision,
+    drift_run_id: str | None,
+    flow_run_id: str | None,
+) -> dict[str, str]:
+    config = registry.config
+    champion = registry.at_alias(config.environments[0], CHAMPION)
+    return {
         "model": config.model.name,
-        "train_hash": str(lineage["train_hash"]),
-        "holdout_hash": str(lineage["holdout_hash"]),
+        "train_hash": frame_hash(challenger.train),
+        "holdout_hash": frame_hash(challenger.holdout),
+        "dropped_unlabelled_rows": str(challenger.dropped_unlabelled),
         "git_sha": git_sha(),
         "code_version": code_version(),
         "flow_run_id": flow_run_id or "",
@@ -121,23 +210,8 @@ def register_challenger(
         "metric": decision.metric,
         "challenger_score": f"{decision.challenger_score:.6f}",
         "champion_score": "" if decision.champion_score is None else f"{decision.champion_score:.6f}",
-        "champion_version": str(lineage["champion_version"] or ""),
+        "champion_version": champion.version if champion else "",
     }
-    report = read_report(registry, drift_run_id) if drift_run_id else None
-    record = log_training_run(
-        registry,
-        model=challenger.model,
-        train=challenger.train,
-        holdout=challenger.holdout,
-        features=contract.feature_names,
-        decision=decision,
-        contract=contract,
-        lineage=lineage,
-        tags=tags,
-        drift_report_html=report,
-    )
-    tags["training_run_id"] = record.run_id
-    return registry.register(record.run_id, record.model_uri, config.environments[0], tags)
 
 
 def settle(registry: Registry, candidate: VersionRef, decision: GateDecision) -> Outcome:

@@ -1,13 +1,13 @@
-"""MLflow runs: every drift check and every training is a run, so history is browsable in the MLflow UI.
+"""Training runs in MLflow (experiment ``driftloop/<model>/training``) and the code version they record.
 
-Drift checks go to the experiment ``driftloop/<model>/monitoring`` and trainings to
-``driftloop/<model>/training``. Runs carry ``driftloop.*`` tags that the monitor reads back for
-debouncing and for skipping batches it has already checked against the same reference.
+Drift checks and quarantined batches are the monitor's records: see ``service.checks``.
 """
 
 from __future__ import annotations
 
 import subprocess
+import tempfile
+import time
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -17,12 +17,11 @@ import pandas as pd
 
 from service import schemas
 from service.contracts import DataContract, contract_to_dict
-from service.drift import DriftResult
 from service.evaluate import GateDecision
-from service.registry import CONTRACT_PATH, LINEAGE_PATH, TAG, Registry, tag_filter
+from service.registry import CONTRACT_PATH, LINEAGE_PATH, MODEL_PATH, TAG, Registry, tag_filter
 
-MONITORING, TRAINING = "monitoring", "training"
-REPORT_PATH = "drift/drift_report.html"
+TRAINING = "training"
+REPORT_PATH = "drift/drift_report.html"  # the triggering check's report, kept with the model
 
 
 @cache
@@ -52,95 +51,81 @@ def git_sha() -> str:
 
 
 @dataclass(frozen=True)
-class DriftCheckRecord:
-    run_id: str
-    batch_uri: str
-    dataset_drift: bool
-    report_uri: str
-
-
-def _record(run: object) -> DriftCheckRecord:
-    tags = run.data.tags  # type: ignore[attr-defined]
-    return DriftCheckRecord(
-        run_id=run.info.run_id,  # type: ignore[attr-defined]
-        batch_uri=tags.get(f"{TAG}batch_uri", ""),
-        dataset_drift=tags.get(f"{TAG}dataset_drift") == "true",
-        report_uri=f"{run.info.artifact_uri}/{REPORT_PATH}",  # type: ignore[attr-defined]
-    )
-
-
-def _search(registry: Registry, stage: str, filters: list[str], limit: int) -> list[object]:
-    return list(
-        registry.client.search_runs(
-            [registry.experiment_id(stage)],
-            filter_string=" and ".join(filters),
-            order_by=["attributes.start_time DESC"],
-            max_results=limit,
-        )
-    )
-
-
-def find_check(registry: Registry, batch_hash: str) -> DriftCheckRecord | None:
-    """The check of this very batch content, if one was made: a batch is checked once, whatever the
-    champion since, so a new champion never re-reads old batches as fresh drift."""
-    found = _search(registry, MONITORING, [tag_filter("batch_hash", batch_hash)], 1)
-    return _record(found[0]) if found else None
-
-
-def recent_checks(registry: Registry, reference_run_id: str, limit: int) -> list[DriftCheckRecord]:
-    """The latest checks against this reference, newest first; a new champion starts a new history."""
-    runs = _search(registry, MONITORING, [tag_filter("reference_run", reference_run_id)], limit)
-    return [_record(run) for run in runs]
-
-
-def log_drift_check(
-    registry: Registry,
-    result: DriftResult,
-    *,
-    batch_uri: str,
-    batch_hash: str,
-    reference_run_id: str,
-    flow_run_id: str | None,
-) -> DriftCheckRecord:
-    tags = {
-        "kind": "drift_check",
-        "batch_uri": batch_uri,
-        "batch_hash": batch_hash,
-        "reference_run": reference_run_id,
-        "dataset_drift": str(result.dataset_drift).lower(),
-        "flow_run_id": flow_run_id or "",
-    }
-    client = registry.client
-    run = client.create_run(
-        registry.experiment_id(MONITORING),
-        run_name=f"drift {Path(batch_uri).name}",
-        tags={f"{TAG}{key}": value for key, value in tags.items()},
-    )
-    run_id = run.info.run_id
-    metrics = {
-        "drifted_share": result.drifted_share,
-        "drifted_columns": float(len(result.drifted_columns())),
-        "n_current": float(result.n_current),
-        "n_reference": float(result.n_reference),
-        **{f"drift_score.{column.column}": column.score for column in result.columns},
-    }
-    for key, value in metrics.items():
-        client.log_metric(run_id, key, value)
-    client.log_dict(run_id, result.to_dict(), "drift/result.json")
-    client.log_text(run_id, result.html, REPORT_PATH)
-    client.set_terminated(run_id)
-    return _record(client.get_run(run_id))
-
-
-@dataclass(frozen=True)
 class TrainingRecord:
     run_id: str
-    model_uri: str
 
 
 def _pip_requirements() -> list[str]:
     # Listing them skips MLflow's requirement inference, which reloads the model in a subprocess.
     return [f"{name}=={metadata.version(name)}" for name in ("scikit-learn", "skops", "pandas", "numpy")]
+
+
+def finished_training(registry: Registry, key: str) -> str | None:
+    """The finished training run of this request, if a previous attempt got that far."""
+    experiment = registry.experiment_id(TRAINING)
+    found = registry.ask(
+        "search training runs",
+        lambda: registry.client.search_runs(
+            [experiment],
+            filter_string=f"{tag_filter('training_key', key)} and attributes.status = 'FINISHED'",
+            max_results=1,
+        ),
+    )
+    return found[0].info.run_id if found else None
+
+
+def _save_model(
+    model: object, folder: Path, contract: DataContract, holdout: pd.DataFrame, features: list[str]
+) -> None:
+    import mlflow.sklearn
+    import skops.io
+
+    predictions = pd.Series(model.predict(holdout[features].head(100)))  # type: ignore[attr-defined]
+    mlflow.sklearn.save_model(
+        model,
+        str(folder),
+        signature=schemas.model_signature(contract, predictions),
+        input_example=holdout[features].head(5),
+        serialization_format="skops",
+        # Only the types of the pipeline we just built: loading stays safe against foreign files.
+        skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
+        pip_requirements=_pip_requirements(),
+    )
+
+
+def _params(
+    registry: Registry, decision: GateDecision, train: pd.DataFrame, holdout: pd.DataFrame
+) -> dict[str, object]:
+    config = registry.config
+    return {
+        "estimator": config.model.estimator_path,
+        **{f"param.{key}": value for key, value in config.model.params.items()},
+        "training.window": config.training.window,
+        "evaluation.metric": decision.metric,
+        "rows.train": len(train),
+        "rows.holdout": len(holdout),
+    }
+
+
+def _metrics(decision: GateDecision) -> dict[str, float]:
+    metrics = {f"holdout.challenger.{decision.metric}": decision.challenger_score}
+    if decision.champion_score is not None:
+        metrics[f"holdout.champion.{decision.metric}"] = decision.champion_score
+        metrics["holdout.gain"] = decision.challenger_score - decision.champion_score
+    return metrics
+
+
+def _log_datasets(registry: Registry, run_id: str, frames: dict[str, pd.DataFrame], contract: DataContract) -> None:
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    inputs = [
+        DatasetInput(
+            schemas.dataset(frame, name, contract)._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, name)]
+        )  # type: ignore[attr-defined]
+        for name, frame in frames.items()
+    ]
+    registry.ask("log datasets", lambda: registry.client.log_inputs(run_id, datasets=inputs))
 
 
 def log_training_run(
@@ -156,52 +141,43 @@ def log_training_run(
     tags: dict[str, str],
     drift_report_html: str | None,
 ) -> TrainingRecord:
-    """Log a fitted pipeline with its signature, input example, datasets, metrics and lineage."""
-    import mlflow
-    import mlflow.sklearn
-    import skops.io
+    """Log a fitted pipeline with its signature, input example, datasets, metrics and lineage.
 
-    config = registry.config
-    with mlflow.start_run(experiment_id=registry.experiment_id(TRAINING), run_name=f"train {config.model.name}") as run:
-        mlflow.set_tags({f"{TAG}{key}": value for key, value in {"kind": "training", **tags}.items()})
-        mlflow.log_params(
-            {
-                "estimator": config.model.estimator_path,
-                **{f"param.{key}": value for key, value in config.model.params.items()},
-                "training.window": config.training.window,
-                "evaluation.metric": decision.metric,
-                "rows.train": len(train),
-                "rows.holdout": len(holdout),
-            }
+    Written through the registry's own client (no process-wide MLflow state), content first and the
+    FINISHED mark last; ``tags["training_key"]`` lets a retry find a run that already finished."""
+    from mlflow.entities import Metric, Param
+
+    client = registry.client
+    run = registry.ask(
+        "create a training run",
+        lambda: client.create_run(
+            registry.experiment_id(TRAINING),
+            run_name=f"train {registry.config.model.name}",
+            tags={f"{TAG}{key}": value for key, value in {"kind": "training", **tags}.items()},
+        ),
+    )
+    run_id, stamp = run.info.run_id, int(time.time() * 1000)
+    params = [Param(key, str(value)) for key, value in _params(registry, decision, train, holdout).items()]
+    metrics = [Metric(key, value, stamp, 0) for key, value in _metrics(decision).items()]
+    registry.ask("log params and metrics", lambda: client.log_batch(run_id, metrics=metrics, params=params))
+    _log_datasets(registry, run_id, {"training": train, "holdout": holdout}, contract)
+    with tempfile.TemporaryDirectory(prefix="driftloop-model-") as folder:
+        _save_model(model, Path(folder) / MODEL_PATH, contract, holdout, features)
+        registry.ask(
+            "upload the model", lambda: client.log_artifacts(run_id, str(Path(folder) / MODEL_PATH), MODEL_PATH)
         )
-        metrics = {f"holdout.challenger.{decision.metric}": decision.challenger_score}
-        if decision.champion_score is not None:
-            metrics[f"holdout.champion.{decision.metric}"] = decision.champion_score
-            metrics["holdout.gain"] = decision.challenger_score - decision.champion_score
-        mlflow.log_metrics(metrics)
-        mlflow.log_input(schemas.dataset(train, "train", contract), context="training")
-        mlflow.log_input(schemas.dataset(holdout, "holdout", contract), context="holdout")
-        predictions = pd.Series(model.predict(holdout[features].head(100)))  # type: ignore[attr-defined]
-        signature = schemas.model_signature(contract, predictions)
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=signature,
-            input_example=holdout[features].head(5),
-            serialization_format="skops",
-            # Only the types of the pipeline we just built: loading stays safe against foreign files.
-            skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
-            pip_requirements=_pip_requirements(),
-        )
-        mlflow.log_dict(lineage, LINEAGE_PATH)
-        mlflow.log_dict(contract_to_dict(contract), CONTRACT_PATH)
-        mlflow.log_dict(decision.to_dict(), "evaluation/gate.json")
-        if drift_report_html is not None:
-            mlflow.log_text(drift_report_html, REPORT_PATH)
-    return TrainingRecord(run_id=run.info.run_id, model_uri=info.model_uri)
+    documents = {
+        LINEAGE_PATH: lineage,
+        CONTRACT_PATH: contract_to_dict(contract),
+        "evaluation/gate.json": decision.to_dict(),
+    }
+    for path, payload in documents.items():
+        registry.ask(f"upload {path}", lambda p=path, d=payload: client.log_dict(run_id, d, p))
+    if drift_report_html is not None:
+        registry.ask("upload the drift report", lambda: client.log_text(run_id, drift_report_html, REPORT_PATH))
+    registry.ask("finish the training run", lambda: client.set_terminated(run_id))
+    return TrainingRecord(run_id=run_id)
 
 
 def read_report(registry: Registry, run_id: str) -> str:
-    import mlflow.artifacts
-
-    return mlflow.artifacts.load_text(f"runs:/{run_id}/{REPORT_PATH}")
+    return registry.run_text(run_id, REPORT_PATH)

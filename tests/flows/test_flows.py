@@ -7,12 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from flows.inference import batch_inference
 from flows.monitor import monitor
 from flows.promote import promote
-from service.errors import ContractViolation
 from service.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry
 from service.settings import load_config
 
@@ -100,23 +98,34 @@ def test_monitor_publishes_the_drift_verdict_as_prefect_artifacts(prefect: str, 
     assert any(summary.verdicts[-1].report_uri in link for link in links)
 
 
-def test_a_bad_batch_stops_the_pass_naming_file_and_column_and_changes_nothing(
+def test_a_bad_batch_is_quarantined_with_its_cause_and_the_batches_after_it_are_checked(
     prefect: str, world: Callable[..., Path], tmp_path: Path
 ) -> None:
     # given a monitored stream
-    config_path = world(n_batches=3, drift_at=3)
+    config_path = world(n_batches=3, drift_at=9)
     monitor(str(config_path))
-    state, runs = registry_state(config_path), monitoring_runs(config_path)
-    # when a batch arrives without its humidity column
-    good = pd.read_csv(tmp_path / "data" / "stream" / "batch_003.csv")
-    bad_path = tmp_path / "data" / "stream" / "batch_004.csv"
-    good.drop(columns=["humidity"]).to_csv(bad_path, index=False)
-    # then the pass fails with the file and the column named
-    with pytest.raises(ContractViolation, match=r"batch_004\.csv(.|\n)*'humidity' is missing"):
-        monitor(str(config_path))
-    # and nothing was recorded, registered or moved
+    state = registry_state(config_path)
+    stream = tmp_path / "data" / "stream"
+    good = pd.read_csv(stream / "batch_003.csv")
+    # when a batch arrives without its humidity column, and a good one after it
+    good.drop(columns=["humidity"]).to_csv(stream / "batch_004.csv", index=False)
+    good.sample(frac=1.0, random_state=1).to_csv(stream / "batch_005.csv", index=False)
+    summary = monitor(str(config_path))
+    # then the bad batch is quarantined with the file and column named, and the next one is checked
+    verdicts = {Path(v.batch_uri).name: v for v in summary.verdicts}
+    assert verdicts["batch_004.csv"].quarantined and not verdicts["batch_004.csv"].already_checked
+    assert "'humidity' is missing" in verdicts["batch_004.csv"].reason
+    assert not verdicts["batch_005.csv"].quarantined and not verdicts["batch_005.csv"].already_checked
+    assert [Path(v.batch_uri).name for v in summary.quarantined] == ["batch_004.csv"]
+    # and nothing was registered or moved
     assert registry_state(config_path) == state
-    assert monitoring_runs(config_path) == runs
+    # when the monitor runs again, the bad batch is skipped as quarantined, not read again
+    again = {Path(v.batch_uri).name: v for v in monitor(str(config_path)).verdicts}
+    assert again["batch_004.csv"].quarantined and again["batch_004.csv"].already_checked
+    # and once its content is fixed, it is checked like any other batch
+    good.sample(frac=1.0, random_state=2).to_csv(stream / "batch_004.csv", index=False)
+    fixed = {Path(v.batch_uri).name: v for v in monitor(str(config_path)).verdicts}
+    assert not fixed["batch_004.csv"].quarantined and not fixed["batch_004.csv"].already_checked
 
 
 def test_promote_flow_approves_and_rolls_back(prefect: str, world: Callable[..., Path]) -> None:

@@ -28,13 +28,16 @@ def test_deployment_is_valid_and_its_entrypoint_is_a_flow_accepting_its_paramete
     assert config.work_pool is not None and config.work_pool.name == "driftloop"
 
 
-def test_monitor_runs_hourly_and_a_retrain_request_event_triggers_the_retrain_deployment() -> None:
+def test_the_sweep_runs_hourly_over_the_models_directory_and_a_retrain_request_triggers_a_retrain() -> None:
     from prefect.events import DeploymentEventTrigger
 
     by_name = {d["name"]: d for d in deployments()}
-    assert by_name["monitor"]["schedules"][0]["interval"] == 3600
-    assert by_name["monitor"]["parameters"]["retrain_via"] == "event"
-    assert by_name["retrain"]["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
+    assert by_name["sweep"]["schedules"][0]["interval"] == 3600
+    assert by_name["sweep"]["parameters"] == {"models_dir": "/etc/driftloop/models", "retrain_via": "event"}
+    # the monitor runs per model, started by the sweep: it has no schedule of its own
+    assert "schedules" not in by_name["monitor"]
+    # a fleet-wide cap on retrains; one model's retrains are kept apart inside the flow (flows/slots.py)
+    assert by_name["retrain"]["concurrency_limit"]["limit"] > 1
     [raw] = by_name["retrain"]["triggers"]
     trigger = DeploymentEventTrigger.model_validate({k: v for k, v in raw.items() if k != "type"})
     assert trigger.expect == {"driftloop.retrain.requested"}

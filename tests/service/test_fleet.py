@@ -1,0 +1,75 @@
+"""The models directory: loading every file, naming the bad ones, isolating one model's failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from service.errors import ConfigError, DataSourceError, RegistryUnavailable
+from service.fleet import ModelEntry, ModelReport, load_fleet, model_files, run_fleet, worst_exit_code
+
+
+def write_model(folder: Path, file: str, name: str, **extra: object) -> Path:
+    document = {
+        "model": {"name": name, "task": "classification", "target": "y"},
+        "data": {"reference": "ref.csv", "current": "batches/*.csv"},
+        **extra,
+    }
+    path = folder / file
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_model_files_are_every_yaml_and_yml_in_name_order(tmp_path: Path) -> None:
+    write_model(tmp_path, "b.yml", "b")
+    write_model(tmp_path, "a.yaml", "a")
+    (tmp_path / "notes.txt").write_text("not a model")
+    assert [path.name for path in model_files(tmp_path)] == ["a.yaml", "b.yml"]
+
+
+def test_an_empty_or_missing_models_directory_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no \*\.yaml or \*\.yml model file"):
+        model_files(tmp_path)
+    with pytest.raises(ConfigError, match="models directory not found"):
+        model_files(tmp_path / "absent")
+
+
+def test_two_files_naming_the_same_model_are_an_error_naming_both_files(tmp_path: Path) -> None:
+    first = write_model(tmp_path, "a.yaml", "churn")
+    second = write_model(tmp_path, "b.yaml", "churn")
+    write_model(tmp_path, "c.yaml", "fraud")
+    entries = load_fleet(model_files(tmp_path))
+    errors = {entry.path.name: entry.error for entry in entries}
+    assert errors["c.yaml"] is None
+    for name in ("a.yaml", "b.yaml"):
+        assert errors[name] is not None and str(first) in errors[name] and str(second) in errors[name]
+
+
+def test_a_bad_file_is_its_own_error_and_the_others_still_load(tmp_path: Path) -> None:
+    write_model(tmp_path, "a.yaml", "churn", drift={"thresold": 0.1})
+    write_model(tmp_path, "b.yaml", "fraud")
+    entries = load_fleet(model_files(tmp_path))
+    assert entries[0].config is None and "drift.thresold: unknown key" in str(entries[0].error)
+    assert entries[1].config is not None and entries[1].name == "fraud"
+
+
+def test_one_models_failure_never_stops_another_and_the_worst_exit_code_wins(tmp_path: Path) -> None:
+    entries = [ModelEntry(write_model(tmp_path, f"{n}.yaml", n), None) for n in ("a", "b", "c", "d")]
+    entries = load_fleet([entry.path for entry in entries])
+    failures = {"a": DataSourceError("a.csv: file not found"), "b": RegistryUnavailable("MLflow at x did not answer")}
+
+    def run_one(entry: ModelEntry) -> ModelReport:
+        if entry.name in failures:
+            raise failures[entry.name]
+        if entry.name == "c":
+            raise KeyError("surprise")
+        return ModelReport(entry.name, str(entry.path), checked=1)
+
+    reports = {report.model: report for report in run_fleet(entries, run_one)}
+    assert reports["a"].exit_code == 2 and "a.csv: file not found" in reports["a"].error
+    assert reports["b"].exit_code == 3 and "did not answer" in reports["b"].error
+    assert reports["c"].exit_code == 2 and reports["c"].error == "KeyError: 'surprise'"
+    assert reports["d"].exit_code == 0 and reports["d"].checked == 1
+    assert worst_exit_code(list(reports.values())) == 3
