@@ -1,4 +1,4 @@
-"""The data contract of a model: which columns, of which kind, with which categories, how many rows.
+"""The data contract of a model: which columns, of which kind, with which categories or ranges, how many rows.
 
 A contract is drawn from the reference window (the champion's training data) and the config, and every
 batch is checked against it before anything else happens: a bad batch stops the run with an error that
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
@@ -25,6 +26,9 @@ class ColumnSpec:
     name: str
     kind: ColumnKind
     categories: frozenset[str] = frozenset()
+    # numeric only: the reference's finite extremes; None = unbounded (contracts stored before ranges)
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,9 @@ class DataContract:
     ignore: tuple[str, ...]
     min_rows: int
     max_unseen_category_share: float
+    max_missing_target_share: float = 0.05
+    max_out_of_range_share: float = 0.01
+    range_margin: float = 0.5
 
     @property
     def feature_names(self) -> list[str]:
@@ -52,13 +59,34 @@ def _kind_of(series: pd.Series) -> ColumnKind:
     return "numeric" if is_numeric_dtype(series) and not is_bool_dtype(series) else "categorical"
 
 
+def _finite(series: pd.Series) -> np.ndarray:
+    values = series.to_numpy(dtype="float64", na_value=np.nan)
+    return values[np.isfinite(values)]
+
+
+def _spec(series: pd.Series, name: str) -> ColumnSpec:
+    if _kind_of(series) == "categorical":
+        return ColumnSpec(name, "categorical", frozenset(series.dropna().astype(str)))
+    finite = _finite(series)
+    if finite.size == 0:
+        return ColumnSpec(name, "numeric")
+    return ColumnSpec(name, "numeric", minimum=float(finite.min()), maximum=float(finite.max()))
+
+
 def _specs(reference: pd.DataFrame, names: list[str]) -> tuple[ColumnSpec, ...]:
-    specs = []
+    return tuple(_spec(reference[name], name) for name in names)
+
+
+def _infinite_problems(frame: pd.DataFrame, names: list[str]) -> list[str]:
+    """±inf is bad input, never drift: Evidently's report and scikit-learn's estimators fail on it."""
+    problems = []
     for name in names:
-        kind = _kind_of(reference[name])
-        categories = frozenset(reference[name].dropna().astype(str)) if kind == "categorical" else frozenset()
-        specs.append(ColumnSpec(name, kind, categories))
-    return tuple(specs)
+        if _kind_of(frame[name]) != "numeric":
+            continue
+        count = int(np.isinf(frame[name].to_numpy(dtype="float64", na_value=np.nan)).sum())
+        if count:
+            problems.append(f"column {name!r} has {count} infinite values: expected finite numbers")
+    return problems
 
 
 def contract_from_reference(reference: pd.DataFrame, config: Config, source: str) -> DataContract:
@@ -76,12 +104,17 @@ def contract_from_reference(reference: pd.DataFrame, config: Config, source: str
         raise ContractViolation(source, problems)
     skipped = {model.target, *model.ignore}
     names = model.features or [column for column in reference.columns if column not in skipped]
+    if problems := _infinite_problems(reference, names):
+        raise ContractViolation(source, problems)
     return DataContract(
         features=_specs(reference, names),
         target=model.target,
         ignore=tuple(model.ignore),
         min_rows=config.contract.min_rows,
         max_unseen_category_share=config.contract.max_unseen_category_share,
+        max_missing_target_share=config.contract.max_missing_target_share,
+        max_out_of_range_share=config.contract.max_out_of_range_share,
+        range_margin=config.contract.range_margin,
     )
 
 
@@ -92,7 +125,34 @@ def contract_for_columns(reference: pd.DataFrame, ignore: list[str], source: str
         problems = [f"column {name!r} given to --ignore is missing" for name in missing]
         raise ContractViolation(source, problems or ["has no rows: expected reference data"])
     names = [column for column in reference.columns if column not in ignore]
-    return DataContract(_specs(reference, names), None, tuple(ignore), 1, 1.0)
+    if problems := _infinite_problems(reference, names):
+        raise ContractViolation(source, problems)
+    # Two arbitrary files: any new category or value range is the drift the check is asked about.
+    return DataContract(_specs(reference, names), None, tuple(ignore), 1, 1.0, max_out_of_range_share=1.0)
+
+
+def _accepted_range(spec: ColumnSpec, contract: DataContract) -> tuple[float, float]:
+    lowest = -np.inf if spec.minimum is None else spec.minimum
+    highest = np.inf if spec.maximum is None else spec.maximum
+    margin = (highest - lowest) * contract.range_margin if np.isfinite(highest - lowest) else 0.0
+    return lowest - margin, highest + margin
+
+
+def _range_problems(values: pd.Series, spec: ColumnSpec, contract: DataContract) -> list[str]:
+    finite = _finite(values)
+    low, high = _accepted_range(spec, contract)
+    outside = finite[(finite < low) | (finite > high)]
+    share = outside.size / finite.size if finite.size else 0.0
+    if share <= contract.max_out_of_range_share:
+        return []
+    examples = list(dict.fromkeys(outside.tolist()))[:_EXAMPLES]
+    return [
+        (
+            f"column {spec.name!r} has {share:.1%} values outside [{low:g}, {high:g}] (the reference's range "
+            f"[{spec.minimum:g}, {spec.maximum:g}] widened by {contract.range_margin:.0%} of its width; "
+            f"e.g. {examples}): expected at most {contract.max_out_of_range_share:.1%}"
+        )
+    ]
 
 
 def _column_problems(series: pd.Series, spec: ColumnSpec, contract: DataContract) -> list[str]:
@@ -105,7 +165,7 @@ def _column_problems(series: pd.Series, spec: ColumnSpec, contract: DataContract
             return [
                 (f"column {spec.name!r} has dtype {series.dtype}: expected numeric values (found e.g. {list(bad)})")
             ]
-        return []
+        return _range_problems(values, spec, contract)
     unseen = values.astype(str)[~values.astype(str).isin(spec.categories)]
     share = len(unseen) / len(values)
     if share > contract.max_unseen_category_share:
@@ -134,10 +194,45 @@ def validate_batch(frame: pd.DataFrame, contract: DataContract, source: str, *, 
     elif not problems:
         for spec in contract.features:
             problems += _column_problems(frame[spec.name], spec, contract)
-        if require_target and contract.target and frame[contract.target].isna().all():
-            problems.append(f"column {contract.target!r} (the target) is entirely null")
+        labels = [contract.target] if require_target and contract.target else []
+        problems += _infinite_problems(frame, contract.numerical + labels)
+        if labels:
+            problems += _missing_target_problems(frame, contract)
     if problems:
         raise ContractViolation(source, problems)
+
+
+def _missing_target_problems(frame: pd.DataFrame, contract: DataContract) -> list[str]:
+    missing = frame[contract.target].isna()
+    if missing.empty:
+        return []
+    if missing.all():
+        return [f"column {contract.target!r} (the target) is entirely null"]
+    share = float(missing.mean())
+    if share <= contract.max_missing_target_share:
+        return []
+    return [
+        (
+            f"column {contract.target!r} (the target) is missing in {share:.1%} of rows ({int(missing.sum())} of "
+            f"{len(frame)}): expected at most {contract.max_missing_target_share:.1%}"
+        )
+    ]
+
+
+def drop_unlabelled(frame: pd.DataFrame, contract: DataContract, source: str) -> tuple[pd.DataFrame, int]:
+    """Drop the rows without a target before training (scikit-learn rejects a NaN label).
+
+    Returns the labelled rows (index reset) and how many were dropped; raises ``ContractViolation`` when
+    more than ``max_missing_target_share`` of the rows have no target, or the target column is absent.
+    """
+    if contract.target is None:
+        raise ContractViolation(source, ["has no target in its contract: expected a model's contract"])
+    if contract.target not in frame.columns:
+        raise ContractViolation(source, [f"column {contract.target!r} (the target) is missing"])
+    if problems := _missing_target_problems(frame, contract):
+        raise ContractViolation(source, problems)
+    labelled = frame[frame[contract.target].notna()].reset_index(drop=True)
+    return labelled, len(frame) - len(labelled)
 
 
 def conform(frame: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
@@ -152,28 +247,49 @@ def conform(frame: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
     return out
 
 
+def _spec_to_dict(spec: ColumnSpec) -> dict[str, object]:
+    item: dict[str, object] = {"name": spec.name, "kind": spec.kind, "categories": sorted(spec.categories)}
+    if spec.kind == "numeric":
+        item |= {"min": spec.minimum, "max": spec.maximum}
+    return item
+
+
 def contract_to_dict(contract: DataContract) -> dict[str, object]:
     """A JSON form kept with each trained model, so scoring needs no access to the training data."""
     return {
-        "features": [
-            {"name": spec.name, "kind": spec.kind, "categories": sorted(spec.categories)} for spec in contract.features
-        ],
+        "features": [_spec_to_dict(spec) for spec in contract.features],
         "target": contract.target,
         "ignore": list(contract.ignore),
         "min_rows": contract.min_rows,
         "max_unseen_category_share": contract.max_unseen_category_share,
+        "max_missing_target_share": contract.max_missing_target_share,
+        "max_out_of_range_share": contract.max_out_of_range_share,
+        "range_margin": contract.range_margin,
     }
 
 
+def _optional_float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
 def contract_from_dict(payload: dict[str, object]) -> DataContract:
+    """Read a stored contract; keys added since it was stored take their defaults (ranges: unbounded)."""
     features = tuple(
-        ColumnSpec(item["name"], item["kind"], frozenset(item["categories"]))
+        ColumnSpec(
+            item["name"],
+            item["kind"],
+            frozenset(item["categories"]),
+            _optional_float(item.get("min")),
+            _optional_float(item.get("max")),
+        )
         for item in payload["features"]  # type: ignore[union-attr]
     )
+    added_later = ("max_missing_target_share", "max_out_of_range_share", "range_margin")
     return DataContract(
         features=features,
         target=payload["target"],  # type: ignore[arg-type]
         ignore=tuple(payload["ignore"]),  # type: ignore[arg-type]
         min_rows=int(payload["min_rows"]),  # type: ignore[arg-type]
         max_unseen_category_share=float(payload["max_unseen_category_share"]),  # type: ignore[arg-type]
+        **{key: float(payload[key]) for key in added_later if key in payload},  # type: ignore[arg-type]
     )

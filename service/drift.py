@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from service import drift_stats
+from service.errors import ConfigError
 from service.settings import DriftSection
 
 
@@ -79,6 +80,23 @@ def profile_reference(reference: pd.DataFrame, numerical: list[str], categorical
         return dict(zip(columns, sides, strict=True))
 
 
+def check_stattest_fits(stattest: str | None, numerical: list[str], categorical: list[str]) -> None:
+    """Raise ``ConfigError`` naming the columns a configured stattest cannot test, before any computing:
+    Evidently rejects e.g. ``ks`` on a categorical column, and the fast engine would fail halfway."""
+    if stattest is None:
+        return
+    kinds = DriftSection.STATTEST_KINDS.get(stattest, frozenset())
+    misfits = [(name, "numerical") for name in numerical if "num" not in kinds]
+    misfits += [(name, "categorical") for name in categorical if "cat" not in kinds]
+    if misfits:
+        both = sorted(name for name, fits in DriftSection.STATTEST_KINDS.items() if {"num", "cat"} <= fits)
+        columns = ", ".join(f"{kind} column {name!r}" for name, kind in misfits)
+        raise ConfigError(
+            f"drift.stattest {stattest!r} cannot test {columns}: choose a stattest for both kinds "
+            f"({', '.join(both)}) or leave drift.stattest unset for Evidently's choice per column"
+        )
+
+
 def _sample(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
     return frame if len(frame) <= rows else frame.sample(n=rows, random_state=0)
 
@@ -124,6 +142,7 @@ def check_drift(
     columns = [*numerical, *categorical]
     if not columns or len(set(columns)) != len(columns):
         raise ValueError(f"need distinct columns to check: numerical={numerical}, categorical={categorical}")
+    check_stattest_fits(settings.stattest, numerical, categorical)
     if settings.engine == "evidently" or not drift_stats.supports(settings.stattest):
         from service.drift_evidently import evidently_check
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from service.drift import ColumnDrift, DriftResult
+from service.drift import ColumnDrift, DriftResult, check_stattest_fits
 from service.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -28,8 +28,7 @@ def evidently_check(
     """Check ``current`` against ``reference``; only the given numerical + categorical columns are checked.
 
     Other columns are ignored. ``settings.columns`` is not read here: the caller resolves which columns
-    to check and of which kind. Raises ``ConfigError`` when ``settings.stattest`` is not an Evidently
-    test for one of the column kinds.
+    to check and of which kind. Raises ``ConfigError`` naming the columns ``settings.stattest`` cannot test.
     """
     from evidently import DataDefinition, Dataset, Report
     from evidently.legacy.calculations.stattests import get_stattest
@@ -40,6 +39,7 @@ def evidently_check(
     columns = [*numerical, *categorical]
     if not columns or len(set(columns)) != len(columns):
         raise ValueError(f"need distinct columns to check: numerical={numerical}, categorical={categorical}")
+    check_stattest_fits(settings.stattest, numerical, categorical)
 
     # The metric config records the name the user gave ("psi") when the test was configured, but the
     # display name ("K-S p_value") when Evidently chose it; map ours to the display name so that

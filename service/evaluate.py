@@ -62,6 +62,11 @@ def split_holdout(frame: pd.DataFrame, config: Config) -> tuple[pd.DataFrame, pd
     return train.reset_index(drop=True), holdout.reset_index(drop=True)
 
 
+# A slice smaller than this, or with a single target value, gives a score too noisy to hold a model back.
+MIN_SLICE_ROWS = 20
+DRY_RUN_OVERRIDE = "; dry_run: promoted anyway"
+
+
 @dataclass(frozen=True)
 class GateDecision:
     passed: bool
@@ -72,6 +77,8 @@ class GateDecision:
     reason: str
     mode: str
     slice_regressions: dict[str, float] = field(default_factory=dict)
+    skipped_slices: dict[str, str] = field(default_factory=dict)  # "column=value" -> why it was not judged
+    overridden: bool = False  # dry_run promoted a challenger that failed the gate
 
     @property
     def promote(self) -> bool:
@@ -82,46 +89,87 @@ class GateDecision:
         return asdict(self)
 
 
-def _slice_regressions(
+@dataclass(frozen=True)
+class _Slices:
+    regressions: dict[str, float]
+    skipped: dict[str, str]
+
+
+def _too_small(part: pd.DataFrame, target: str) -> str | None:
+    if len(part) < MIN_SLICE_ROWS:
+        return f"{len(part)} rows, fewer than {MIN_SLICE_ROWS}"
+    if part[target].nunique() < 2:
+        return f"one target value only: {part[target].iloc[0]}"
+    return None
+
+
+def _judge_slices(
     challenger: object, champion: object, holdout: pd.DataFrame, contract: DataContract, config: Config
-) -> dict[str, float]:
-    """Slices (column=value) in which the challenger scores worse than the champion by too much."""
-    worse = {}
+) -> _Slices:
+    """Slices (column=value) in which the challenger scores worse than the champion by too much, and the
+    slices too small to judge (reported, so that a gate never looks stricter than it was)."""
+    worse, skipped = {}, {}
     for column in config.evaluation.slice_by:
         if column not in holdout.columns:
             raise ConfigError(f"evaluation.slice_by: column {column!r} is not in the data")
         for value, part in holdout.groupby(column):
-            if len(part) < 20 or part[contract.target].nunique() < 2:
-                continue  # too small or too pure to score meaningfully
+            name = f"{column}={value}"
+            if why := _too_small(part, contract.target):  # type: ignore[arg-type]
+                skipped[name] = why
+                continue
             metric = config.metric
             drop = score(champion, part, contract, metric) - score(challenger, part, contract, metric)
             if drop > config.evaluation.max_slice_regression:
-                worse[f"{column}={value}"] = round(drop, 6)
-    return worse
+                worse[name] = round(drop, 6)
+    return _Slices(worse, skipped)
+
+
+def _verdict(challenger_score: float, champion_score: float, slices: _Slices, config: Config) -> tuple[bool, str]:
+    metric, min_gain = config.metric, config.evaluation.min_gain
+    gain = challenger_score - champion_score
+    if gain < min_gain:
+        return False, (
+            f"{metric} {challenger_score:.4f} vs champion {champion_score:.4f}: gain {gain:+.4f} "
+            f"is below the required {min_gain:+.4f}"
+        )
+    if slices.regressions:
+        limit = config.evaluation.max_slice_regression
+        return False, f"{metric} regresses by more than {limit} in slices {slices.regressions}"
+    return True, f"{metric} {challenger_score:.4f} vs champion {champion_score:.4f}: gain {gain:+.4f}"
 
 
 def evaluate_gate(
     challenger: object, champion: object | None, holdout: pd.DataFrame, contract: DataContract, config: Config
 ) -> GateDecision:
-    """Score both models on the same holdout and decide whether the challenger may replace the champion."""
+    """Score both models on the same holdout and decide whether the challenger may replace the champion.
+
+    ``evaluation.mode: disabled`` compares nothing: the champion is not scored, no slice is judged, and
+    the challenger's score is still computed so that the training run records how good it was.
+    """
     metric, min_gain, mode = config.metric, config.evaluation.min_gain, config.evaluation.mode
     challenger_score = score(challenger, holdout, contract, metric)
+    if mode == "disabled":
+        reason = "evaluation disabled (evaluation.mode: disabled): promoted without comparing with the champion"
+        return GateDecision(True, metric, challenger_score, None, min_gain, reason, mode)
     if champion is None:
         return GateDecision(True, metric, challenger_score, None, min_gain, "no champion yet", mode)
     champion_score = score(champion, holdout, contract, metric)
-    gain = challenger_score - champion_score
-    slices = _slice_regressions(challenger, champion, holdout, contract, config)
-    if gain < min_gain:
-        reason = (
-            f"{metric} {challenger_score:.4f} vs champion {champion_score:.4f}: gain {gain:+.4f} "
-            f"is below the required {min_gain:+.4f}"
-        )
-        passed = False
-    elif slices:
-        limit = config.evaluation.max_slice_regression
-        reason = f"{metric} regresses by more than {limit} in slices {slices}"
-        passed = False
-    else:
-        reason = f"{metric} {challenger_score:.4f} vs champion {champion_score:.4f}: gain {gain:+.4f}"
-        passed = True
-    return GateDecision(passed, metric, challenger_score, champion_score, min_gain, reason, mode, slices)
+    slices = _judge_slices(challenger, champion, holdout, contract, config)
+    passed, reason = _verdict(challenger_score, champion_score, slices, config)
+    if slices.skipped:
+        reason += f"; slices too small to judge: {slices.skipped}"
+    overridden = not passed and mode == "dry_run"
+    if overridden:
+        reason += DRY_RUN_OVERRIDE
+    return GateDecision(
+        passed,
+        metric,
+        challenger_score,
+        champion_score,
+        min_gain,
+        reason,
+        mode,
+        slice_regressions=slices.regressions,
+        skipped_slices=slices.skipped,
+        overridden=overridden,
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import string
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -95,6 +95,20 @@ class ContractSection(_Strict):
         le=1.0,
         description="Largest share of a categorical column's values not seen in the reference.",
     )
+    max_missing_target_share: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="Largest share of a batch's rows with no target; training drops them."
+    )
+    max_out_of_range_share: float = Field(
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        description="Largest share of a numeric column's values beyond the reference's [min, max] widened by "
+        "range_margin. Batches may pass the reference's extremes (sample values themselves) a little, drifted ones "
+        "further: the margin and this share tolerate that; -999 sentinels and wrong units fail.",
+    )
+    range_margin: float = Field(
+        default=0.5, ge=0.0, description="How far beyond [min, max] a value may lie, as a share of the range's width."
+    )
 
 
 class DebounceSection(_Strict):
@@ -117,7 +131,7 @@ class DriftSection(_Strict):
     drift_share: float = Field(
         default=0.5, gt=0.0, le=1.0, description="Share of drifted columns that makes the dataset drift."
     )
-    stattest: str | None = Field(default=None, description="Evidently stattest for every column.")
+    stattest: str | None = Field(default=None, description="Evidently stattest for every column; default: its choice.")
     stattest_threshold: float | None = Field(default=None, gt=0.0, description="Threshold of that test.")
     debounce: DebounceSection = Field(default_factory=DebounceSection)
     engine: Literal["fast", "evidently"] = Field(
@@ -129,6 +143,23 @@ class DriftSection(_Strict):
         ge=1001,  # above Evidently's small-sample threshold, so the report uses the same tests as the verdict
         description="Rows per side above which Evidently draws the HTML report on a random sample.",
     )
+
+    # Evidently 0.7's stattests for numerical or categorical columns (text-only ones never apply here), copied
+    # so that a config loads without importing Evidently (seconds); a test checks them against its registry.
+    STATTEST_KINDS: ClassVar[dict[str, frozenset[str]]] = {
+        **dict.fromkeys(("anderson", "cramer_von_mises", "ed", "empirical_mmd", "es"), frozenset({"num"})),
+        **dict.fromkeys(("ks", "mannw", "t_test", "wasserstein"), frozenset({"num"})),
+        **dict.fromkeys(("TVD", "chisquare", "fisher_exact", "g_test", "z"), frozenset({"cat"})),
+        **dict.fromkeys(("hellinger", "jensenshannon", "kl_div", "psi"), frozenset({"num", "cat"})),
+    }
+
+    @field_validator("stattest")
+    @classmethod
+    def _known_stattest(cls, value: str | None) -> str | None:
+        if value is not None and value not in cls.STATTEST_KINDS:
+            valid = sorted(cls.STATTEST_KINDS)
+            raise ValueError(f"drift.stattest {value!r} is not an Evidently stattest: expected one of {valid}")
+        return value
 
 
 class TrainingSection(_Strict):
@@ -146,8 +177,8 @@ class EvaluationSection(_Strict):
     )
     mode: Literal["enabled", "dry_run", "disabled"] = Field(
         default="enabled",
-        description="enabled: the gate decides; dry_run: decide and record, but promote anyway; "
-        "disabled: promote without evaluating.",
+        description="enabled: the gate decides; dry_run: decide and record, but promote anyway and say so; "
+        "disabled: promote without evaluating (the champion is not scored; the challenger is, for the record).",
     )
 
 

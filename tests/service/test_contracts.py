@@ -17,6 +17,7 @@ from service.contracts import (
     contract_from_dict,
     contract_from_reference,
     contract_to_dict,
+    drop_unlabelled,
     validate_batch,
 )
 from service.demo_data import make_stream
@@ -170,6 +171,14 @@ BadBatch = Callable[[pd.DataFrame], pd.DataFrame]
             lambda f: with_unseen_regions(f, 20),
             ("column 'region' has 10.0% values not seen in the reference (e.g. ['mars']): expected at most 5.0%"),
         ),
+        (
+            lambda f: f.assign(weather=f["weather"].where(f.index >= 20)),
+            "column 'weather' (the target) is missing in 10.0% of rows (20 of 200): expected at most 5.0%",
+        ),
+        (
+            lambda f: f.assign(humidity=f["humidity"].where(f.index >= 3, np.inf).where(f.index != 3, -np.inf)),
+            "column 'humidity' has 4 infinite values: expected finite numbers",
+        ),
     ],
     ids=[
         "missing-column",
@@ -181,6 +190,8 @@ BadBatch = Callable[[pd.DataFrame], pd.DataFrame]
         "all-null-categorical",
         "all-null-target",
         "unseen-categories",
+        "missing-target-share",
+        "infinite-values",
     ],
 )
 def test_bad_batch_is_a_violation_naming_the_file_the_column_and_what_was_expected(
@@ -330,3 +341,204 @@ def test_contract_for_columns_accepts_a_small_batch_of_the_same_columns(
     contract = contract_for_columns(reference, ["date"], "a.csv")
     # when / then
     validate_batch(with_unseen_regions(batch.head(1), 1), contract, "b.csv", require_target=True)
+
+
+# --- missing targets ------------------------------------------------------------------------------
+
+
+def without_labels(frame: pd.DataFrame, count: int) -> pd.DataFrame:
+    """Blank the target of the first ``count`` rows."""
+    return frame.assign(weather=frame["weather"].where(frame.index >= count))
+
+
+def test_a_few_rows_without_a_target_pass_validation(batch: pd.DataFrame, contract: DataContract) -> None:
+    # given: 10 of 200 labels (5%) missing, the default limit
+    # when / then
+    validate_batch(without_labels(batch, 10), contract, SOURCE, require_target=True)
+
+
+def test_rows_without_a_target_are_dropped_before_training_and_counted(
+    batch: pd.DataFrame, contract: DataContract
+) -> None:
+    # given: 8 of 200 rows have no label
+    unlabelled = without_labels(batch, 8)
+    # when
+    labelled, dropped = drop_unlabelled(unlabelled, contract, SOURCE)
+    # then: the 192 labelled rows, in order, with a fresh index
+    assert dropped == 8
+    assert len(labelled) == 192
+    assert labelled["weather"].notna().all()
+    assert labelled.index.tolist() == list(range(192))
+    assert labelled["temperature"].tolist() == batch["temperature"].iloc[8:].tolist()
+
+
+def test_too_many_rows_without_a_target_stop_training_naming_file_column_and_share(
+    batch: pd.DataFrame, contract: DataContract
+) -> None:
+    # given: 30 of 200 labels (15%) missing, above the default 5%
+    # when
+    with pytest.raises(ContractViolation) as caught:
+        drop_unlabelled(without_labels(batch, 30), contract, SOURCE)
+    # then
+    assert caught.value.source == SOURCE
+    assert caught.value.problems == [
+        "column 'weather' (the target) is missing in 15.0% of rows (30 of 200): expected at most 5.0%"
+    ]
+
+
+def test_allowed_share_of_missing_targets_comes_from_the_config(reference: pd.DataFrame, batch: pd.DataFrame) -> None:
+    # given: a contract that accepts up to 20% unlabelled rows
+    config = weather_config(contract={"max_missing_target_share": 0.2})
+    contract = contract_from_reference(reference, config, "reference.csv")
+    # when
+    labelled, dropped = drop_unlabelled(without_labels(batch, 30), contract, SOURCE)
+    # then
+    assert contract.max_missing_target_share == 0.2
+    validate_batch(without_labels(batch, 30), contract, SOURCE, require_target=True)
+    assert (len(labelled), dropped) == (170, 30)
+
+
+def test_a_fully_labelled_frame_is_returned_whole(batch: pd.DataFrame, contract: DataContract) -> None:
+    # given / when
+    labelled, dropped = drop_unlabelled(batch, contract, SOURCE)
+    # then
+    assert dropped == 0
+    pd.testing.assert_frame_equal(labelled, batch.reset_index(drop=True))
+
+
+# --- infinite and out-of-range numbers ------------------------------------------------------------
+
+
+def test_infinite_values_in_the_reference_are_a_violation(reference: pd.DataFrame) -> None:
+    # given: a reference with two infinite pressures
+    spoiled = reference.assign(pressure=reference["pressure"].where(reference.index >= 2, np.inf))
+    # when
+    with pytest.raises(ContractViolation) as caught:
+        contract_from_reference(spoiled, weather_config(), "data/reference.csv")
+    # then
+    assert caught.value.problems == ["column 'pressure' has 2 infinite values: expected finite numbers"]
+
+
+def test_infinite_target_of_a_regression_batch_is_a_violation(reference: pd.DataFrame) -> None:
+    # given: humidity as a regression target, and a batch with one infinite label
+    config = weather_config(model={"task": "regression", "target": "humidity", "ignore": ["date", "weather"]})
+    contract = contract_from_reference(reference, config, "reference.csv")
+    bad = reference.assign(humidity=reference["humidity"].where(reference.index > 0, np.inf))
+    # when
+    caught = violation(bad, contract)
+    # then
+    assert caught.problems == ["column 'humidity' has 1 infinite values: expected finite numbers"]
+
+
+def test_numeric_columns_record_the_references_range(reference: pd.DataFrame, contract: DataContract) -> None:
+    # given / when: the contract fixture drew it
+    specs = {spec.name: spec for spec in contract.features}
+    # then: each numeric column has the reference's min and max; categories have no range
+    for name in NUMERIC:
+        assert (specs[name].minimum, specs[name].maximum) == (reference[name].min(), reference[name].max())
+    assert (specs["region"].minimum, specs["region"].maximum) == (None, None)
+    assert (contract.max_out_of_range_share, contract.range_margin) == (0.01, 0.5)
+
+
+def test_values_far_outside_the_references_range_are_a_violation_naming_column_range_and_examples(
+    batch: pd.DataFrame, contract: DataContract
+) -> None:
+    # given: 5 of 200 humidities (2.5%) read -500, e.g. a sensor's error code
+    humidity = next(spec for spec in contract.features if spec.name == "humidity")
+    low, high = humidity.minimum, humidity.maximum
+    margin = (high - low) * 0.5  # type: ignore[operator]
+    bad = batch.assign(humidity=batch["humidity"].where(batch.index >= 5, -500.0))
+    # when
+    caught = violation(bad, contract)
+    # then
+    accepted = f"[{low - margin:g}, {high + margin:g}]"  # type: ignore[operator]
+    assert caught.problems == [
+        (
+            f"column 'humidity' has 2.5% values outside {accepted} (the reference's range [{low:g}, {high:g}] "
+            "widened by 50% of its width; e.g. [-500.0]): expected at most 1.0%"
+        )
+    ]
+
+
+def test_a_value_out_of_range_now_and_then_is_tolerated(batch: pd.DataFrame, contract: DataContract) -> None:
+    # given: 2 of 200 humidities (1%, the default share) far out of range
+    few = batch.assign(humidity=batch["humidity"].where(batch.index >= 2, -500.0))
+    # when / then
+    validate_batch(few, contract, SOURCE, require_target=True)
+
+
+def test_values_a_little_beyond_the_references_extremes_pass(batch: pd.DataFrame, contract: DataContract) -> None:
+    # given: a fifth of the batch just above the reference's highest pressure (within the margin)
+    pressure = next(spec for spec in contract.features if spec.name == "pressure")
+    above = batch.assign(pressure=batch["pressure"].where(batch.index >= 40, pressure.maximum + 1.0))  # type: ignore[operator]
+    # when / then
+    validate_batch(above, contract, SOURCE, require_target=True)
+
+
+def test_a_margin_of_zero_holds_batches_to_the_exact_reference_range(
+    reference: pd.DataFrame, batch: pd.DataFrame
+) -> None:
+    # given: no margin, and 4 of 200 pressures (2%) just above the reference's highest
+    contract = contract_from_reference(reference, weather_config(contract={"range_margin": 0.0}), "reference.csv")
+    top = reference["pressure"].max()
+    above = batch.assign(pressure=batch["pressure"].where(batch.index >= 4, top + 1.0))
+    # when
+    caught = violation(above, contract)
+    # then
+    assert caught.problems[0].startswith(f"column 'pressure' has 2.0% values outside [{reference['pressure'].min():g}")
+
+
+def test_drifted_demo_batches_are_not_mistaken_for_bad_data() -> None:
+    # given: batches from the demo's shifted climate (warmer, more humid, lower pressure)
+    drifted = make_stream(n_batches=3, rows=1000, reference_rows=400, drift_at=1)
+    contract = contract_from_reference(drifted.reference, weather_config(), "reference.csv")
+    # when / then: every one passes, so the drift check gets to see it
+    for frame in drifted.batches:
+        validate_batch(frame, contract, SOURCE, require_target=True)
+
+
+def test_ad_hoc_contracts_accept_any_range(reference: pd.DataFrame, batch: pd.DataFrame) -> None:
+    # given: comparing two arbitrary files, where a new range is the drift being asked about
+    contract = contract_for_columns(reference, ["date"], "a.csv")
+    far = batch.assign(pressure=batch["pressure"] + 500)
+    # when / then
+    validate_batch(far, contract, "b.csv", require_target=False)
+
+
+# --- stored contracts -----------------------------------------------------------------------------
+
+
+def test_numeric_ranges_and_new_limits_are_stored(contract: DataContract) -> None:
+    # given / when
+    payload = contract_to_dict(contract)
+    # then
+    humidity = next(spec for spec in contract.features if spec.name == "humidity")
+    assert payload["features"][1] == {  # type: ignore[index]
+        "name": "humidity",
+        "kind": "numeric",
+        "categories": [],
+        "min": humidity.minimum,
+        "max": humidity.maximum,
+    }
+    assert (payload["max_missing_target_share"], payload["max_out_of_range_share"], payload["range_margin"]) == (
+        0.05,
+        0.01,
+        0.5,
+    )
+
+
+def test_contract_stored_before_ranges_reads_with_defaults(contract: DataContract, batch: pd.DataFrame) -> None:
+    # given: a contract as stored by an older driftloop, without ranges or the newer limits
+    payload = contract_to_dict(contract)
+    for key in ("max_missing_target_share", "max_out_of_range_share", "range_margin"):
+        del payload[key]
+    for item in payload["features"]:  # type: ignore[attr-defined]
+        item.pop("min", None)
+        item.pop("max", None)
+    # when
+    old = contract_from_dict(json.loads(json.dumps(payload)))
+    # then: unbounded ranges, default limits
+    assert all((spec.minimum, spec.maximum) == (None, None) for spec in old.features)
+    assert (old.max_missing_target_share, old.max_out_of_range_share, old.range_margin) == (0.05, 0.01, 0.5)
+    validate_batch(batch.assign(humidity=-500.0), old, SOURCE, require_target=True)
+    assert violation(without_labels(batch, 30), old).problems[0].startswith("column 'weather' (the target) is missing")

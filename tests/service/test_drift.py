@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
+from service import adhoc
 from service.drift import DriftResult, check_drift
-from service.errors import ConfigError
+from service.errors import ConfigError, ContractViolation
 from service.settings import DriftSection
 
 NUMERICAL = ["age", "income", "score", "tenure"]
@@ -155,12 +157,91 @@ def test_threshold_alone_overrides_the_default_tests_threshold() -> None:
     assert result.drifted_columns() == []
 
 
-def test_unknown_stattest_is_a_config_error() -> None:
-    # given: a typo in drift.stattest
+def test_unknown_stattest_is_rejected_before_any_check() -> None:
+    # given / when: a typo in drift.stattest, caught as the settings are built (load_config turns this
+    # into a ConfigError naming the file: see test_settings)
+    with pytest.raises(ValidationError) as caught:
+        DriftSection(stattest="pssi")
+    # then
+    assert "drift.stattest 'pssi' is not an Evidently stattest: expected one of [" in str(caught.value)
+
+
+@pytest.mark.parametrize("engine", ["fast", "evidently"])
+@pytest.mark.parametrize(
+    ("stattest", "misfits"),
+    [
+        ("ks", "categorical column 'city', categorical column 'plan'"),
+        ("chisquare", "numerical column 'age', numerical column 'income'"),
+    ],
+)
+def test_stattest_that_cannot_test_a_columns_kind_is_a_config_error_naming_column_and_stattest(
+    engine: str, stattest: str, misfits: str
+) -> None:
+    # given: a numerical-only test on categorical columns, or the reverse
     reference, current = make_frame(200, seed=REF_SEED), make_frame(200, seed=CUR_SEED)
-    # when / then
-    with pytest.raises(ConfigError, match=r"drift\.stattest"):
-        run(reference, current, stattest="pssi")
+    # when
+    with pytest.raises(ConfigError) as caught:
+        check_drift(
+            reference,
+            current,
+            numerical=["age", "income"],
+            categorical=["city", "plan"],
+            settings=DriftSection(stattest=stattest, engine=engine),
+        )
+    # then: named before anything is computed, with the tests that fit both kinds
+    assert str(caught.value) == (
+        f"drift.stattest {stattest!r} cannot test {misfits}: choose a stattest for both kinds "
+        "(hellinger, jensenshannon, kl_div, psi) or leave drift.stattest unset for Evidently's choice per column"
+    )
+
+
+def test_stattest_fitting_every_checked_column_kind_is_accepted() -> None:
+    # given: ks, numerical only, asked of numerical columns only
+    reference, current = make_frame(200, seed=REF_SEED), make_frame(200, seed=CUR_SEED)
+    # when
+    result = check_drift(reference, current, numerical=NUMERICAL, categorical=[], settings=DriftSection(stattest="ks"))
+    # then
+    assert {c.stattest for c in result.columns} == {"K-S p_value"}
+
+
+def test_stattest_names_known_to_driftloop_are_evidentlys_registry() -> None:
+    # given: Evidently's own registry of stattests and the column kinds each accepts
+    from evidently.legacy.calculations.stattests import registry
+
+    kinds = {name: frozenset(kind.value for kind in tests) for name, tests in registry._registered_stat_tests.items()}
+    # when: driftloop checks numerical and categorical columns, never text ones
+    theirs = {name: kind for name, kind in kinds.items() if kind & {"num", "cat"}}
+    # then: the static copy that keeps config loading light has not fallen behind
+    assert DriftSection.STATTEST_KINDS == theirs
+    assert {kind for name, kind in kinds.items() if name not in theirs} == {frozenset({"text"})}
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> str:
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def test_infinite_values_are_rejected_as_bad_input_before_any_drift_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a batch file whose income holds -inf and inf, and a drift check that must not be reached
+    reference = make_frame(300, seed=REF_SEED)
+    current = make_frame(300, seed=CUR_SEED)
+    current.loc[:2, "income"] = [np.inf, -np.inf, np.inf]
+    reached: list[str] = []
+    monkeypatch.setattr(adhoc, "check_drift", lambda *args, **kwargs: reached.append("check_drift"))
+    # when
+    with pytest.raises(ContractViolation) as caught:
+        adhoc.check_files(
+            write_csv(reference, tmp_path / "reference.csv"),
+            write_csv(current, tmp_path / "current.csv"),
+            [],
+            DriftSection(),
+        )
+    # then: a contract violation naming the file and the column, never a drift verdict
+    assert caught.value.source == str(tmp_path / "current.csv")
+    assert caught.value.problems == ["column 'income' has 3 infinite values: expected finite numbers"]
+    assert reached == []
 
 
 def test_to_dict_is_json_and_html_is_a_full_page() -> None:

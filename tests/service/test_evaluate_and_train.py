@@ -18,7 +18,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from service.contracts import DataContract, conform, contract_from_reference
+from service.contracts import DataContract, conform, contract_from_reference, drop_unlabelled
 from service.demo_data import make_stream
 from service.errors import ConfigError
 from service.evaluate import GateDecision, evaluate_gate, score, split_holdout
@@ -174,7 +174,7 @@ def test_gain_below_min_gain_fails_the_gate(
     assert decision.reason.endswith(f"gain {gain:+.4f} is below the required {gain + 0.01:+.4f}")
 
 
-@pytest.mark.parametrize(("mode", "promote"), [("enabled", False), ("dry_run", True), ("disabled", True)])
+@pytest.mark.parametrize(("mode", "promote"), [("enabled", False), ("dry_run", True)])
 def test_only_an_enabled_gate_stops_a_failing_challenger(
     challenger: Pipeline,
     champion: Pipeline,
@@ -191,6 +191,55 @@ def test_only_an_enabled_gate_stops_a_failing_challenger(
     assert decision.passed is False
     assert decision.mode == mode
     assert decision.promote is promote
+
+
+def test_dry_run_says_it_promoted_a_failing_challenger_anyway(
+    challenger: Pipeline, champion: Pipeline, holdout: pd.DataFrame, contract: DataContract
+) -> None:
+    # given: a losing challenger (roles swapped) under dry_run
+    enforced = evaluate_gate(champion, challenger, holdout, contract, make_config())
+    # when
+    decision = evaluate_gate(champion, challenger, holdout, contract, make_config(evaluation={"mode": "dry_run"}))
+    # then: the failed verdict, and the override, are both on record
+    assert (decision.passed, decision.promote, decision.overridden) == (False, True, True)
+    assert decision.reason == enforced.reason + "; dry_run: promoted anyway"
+    assert enforced.overridden is False
+
+
+def test_dry_run_of_a_passing_challenger_overrides_nothing(
+    challenger: Pipeline, champion: Pipeline, holdout: pd.DataFrame, contract: DataContract
+) -> None:
+    # given / when
+    decision = evaluate_gate(challenger, champion, holdout, contract, make_config(evaluation={"mode": "dry_run"}))
+    # then
+    assert (decision.passed, decision.promote, decision.overridden) == (True, True, False)
+    assert "dry_run" not in decision.reason
+
+
+class Unscorable:
+    """A champion that must not be asked for a prediction."""
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        raise AssertionError("the champion was scored")
+
+
+def test_disabled_evaluation_promotes_without_scoring_the_champion(
+    challenger: Pipeline, holdout: pd.DataFrame, contract: DataContract
+) -> None:
+    # given: evaluation disabled, a champion that fails if scored, and a gate it would fail anyway
+    config = make_config(evaluation={"mode": "disabled", "min_gain": 0.9, "slice_by": ["region"]})
+    # when
+    decision = evaluate_gate(challenger, Unscorable(), holdout, contract, config)
+    # then: promoted with no comparison; the challenger's own score is kept for the record
+    assert decision.promote is True
+    assert decision.passed is True
+    assert decision.overridden is False
+    assert decision.champion_score is None
+    assert (decision.slice_regressions, decision.skipped_slices) == ({}, {})
+    assert 0 < decision.challenger_score <= 1
+    assert decision.reason == (
+        "evaluation disabled (evaluation.mode: disabled): promoted without comparing with the champion"
+    )
 
 
 def test_first_model_passes_because_there_is_no_champion(
@@ -277,6 +326,27 @@ def test_challenger_good_in_every_region_passes_the_slice_check(
     # then
     assert decision.passed is True
     assert decision.slice_regressions == {}
+
+
+def test_slices_too_small_or_with_one_class_are_reported_not_silently_skipped(
+    challenger: Pipeline, holdout: pd.DataFrame, contract: DataContract
+) -> None:
+    # given: a holdout with only 12 rows from `north`, and every `south` row labelled rainy
+    north = holdout.index[holdout["region"] == "north"]
+    small = holdout.drop(index=north[12:])
+    small.loc[small["region"] == "south", "weather"] = "rainy"
+    small = small.reset_index(drop=True)
+    config = make_config(evaluation={"slice_by": ["region"]})
+    # when
+    decision = evaluate_gate(Oracle(small, "weather"), challenger, small, contract, config)
+    # then: the gate passes, and says which slices it could not judge and why
+    assert decision.passed is True
+    assert decision.skipped_slices == {
+        "region=north": "12 rows, fewer than 20",
+        "region=south": "one target value only: rainy",
+    }
+    assert decision.reason.endswith(f"; slices too small to judge: {decision.skipped_slices}")
+    assert json.loads(json.dumps(decision.to_dict()))["skipped_slices"] == decision.skipped_slices
 
 
 def test_slice_by_an_unknown_column_is_a_config_error(
@@ -453,3 +523,22 @@ def test_regression_trains_the_default_regressor_and_beats_the_mean_on_neg_rmse(
     assert -3.0 < decision.challenger_score < 0
     assert decision.champion_score < -5.0  # type: ignore[operator]
     assert decision.passed is True
+
+
+# --- training on a window with missing labels ------------------------------------------------------
+
+
+def test_window_with_a_few_missing_labels_trains_once_they_are_dropped(
+    config: Config, contract: DataContract, drifted_split
+) -> None:
+    # given: a training window in which every 40th row (2.5%) has no label
+    window = drifted_split[0].copy()
+    window.loc[window.index[::40], "weather"] = None
+    missing = int(window["weather"].isna().sum())
+    # when
+    labelled, dropped = drop_unlabelled(window, contract, "incoming/batch_002.csv")
+    model = fit_pipeline(config, contract, labelled)
+    # then: no "Input y contains NaN" from scikit-learn; the labelled rows trained the model
+    assert 0 < dropped == missing <= 0.05 * len(window)
+    assert len(labelled) == len(window) - dropped
+    assert 0 < score(model, drifted_split[1], contract, "f1_macro") <= 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -361,3 +363,75 @@ def test_config_built_in_code_resolves_nothing() -> None:
     # when / then
     assert config.source is None
     assert config.resolve("data/reference.csv") == "data/reference.csv"
+
+
+# --- contract limits, stattest and evaluation mode -------------------------------------------------
+
+
+def test_new_contract_limits_get_their_documented_defaults(write_config: WriteConfig) -> None:
+    # given / when
+    config = load_config(write_config(minimal_config()))
+    # then
+    assert config.contract.max_missing_target_share == 0.05
+    assert config.contract.max_out_of_range_share == 0.01
+    assert config.contract.range_margin == 0.5
+    assert config.drift.stattest is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "bound"),
+    [
+        ("max_missing_target_share", 1.5, "less than or equal to 1"),
+        ("max_out_of_range_share", -0.1, "greater than or equal to 0"),
+        ("range_margin", -1, "greater than or equal to 0"),
+    ],
+)
+def test_contract_limit_out_of_bounds_is_an_error_naming_the_key(
+    write_config: WriteConfig, key: str, value: float, bound: str
+) -> None:
+    # given
+    path = write_config(with_section("contract", {key: value}))
+    # when
+    message = config_error(path)
+    # then: the known key is named with its bound, not reported as an unknown key
+    assert f"  - contract.{key}: Input should be {bound} (got {value})" in message
+
+
+def test_misspelt_stattest_fails_on_load_naming_drift_stattest_and_the_valid_names(write_config: WriteConfig) -> None:
+    # given: a typo in the stattest
+    path = write_config(with_section("drift", {"stattest": "pssi"}))
+    # when: the config is loaded, before any data is read or model trained
+    message = config_error(path)
+    # then
+    assert str(path) in message
+    assert "  - drift.stattest: " in message
+    assert "drift.stattest 'pssi' is not an Evidently stattest: expected one of [" in message
+    assert all(f"'{name}'" in message for name in ("psi", "ks", "jensenshannon", "wasserstein", "chisquare"))
+
+
+def test_text_only_stattest_is_rejected_because_no_checked_column_is_text(write_config: WriteConfig) -> None:
+    # given: an Evidently test that applies to text columns only
+    path = write_config(with_section("drift", {"stattest": "abs_text_content_drift"}))
+    # when / then
+    assert "drift.stattest 'abs_text_content_drift' is not an Evidently stattest" in config_error(path)
+
+
+@pytest.mark.parametrize("stattest", ["psi", "ks", "chisquare", "hellinger", "TVD", "t_test"])
+def test_evidently_stattests_load(write_config: WriteConfig, stattest: str) -> None:
+    # given / when
+    config = load_config(write_config(with_section("drift", {"stattest": stattest})))
+    # then
+    assert config.drift.stattest == stattest
+
+
+def test_loading_a_config_does_not_import_evidently() -> None:
+    # given: a fresh interpreter, which validates a config naming a stattest
+    code = (
+        "import sys; from service.settings import DriftSection; DriftSection(stattest='psi'); "
+        "print('evidently' in sys.modules)"
+    )
+    # when
+    root = Path(__file__).parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    # then: the stattest names are checked without importing Evidently (seconds)
+    assert out.stdout.strip() == "False"
