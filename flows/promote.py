@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from prefect import flow
+from prefect import flow, get_run_logger, task
+from prefect.settings import PREFECT_API_URL
 
 from flows import tasks
-from flows.notify import publish
-from service import notify
+from service import steering
 from service.promote import Outcome
+from service.registry import Registry
+
+
+@task(**tasks.IO)
+def steer(registry: Registry, env: str, move: steering.Move, prefect_api: str | None) -> steering.Steered:
+    return steering.steer(registry, env, move, prefect_api=prefect_api)
 
 
 @flow(name="promote")
-def promote(config_path: str, env: str, action: Literal["promote", "approve", "rollback"] = "promote") -> Outcome:
-    config, registry = tasks.load(config_path)
-    steps = {"approve": tasks.approve, "rollback": tasks.rollback, "promote": tasks.promote_to}
-    outcome = steps[action](registry, env)
-    publish([notify.for_outcome(config.model.name, outcome)])
-    return outcome
+def promote(config_path: str, env: str, action: steering.Move = "promote") -> Outcome:
+    """The same path as the API's and the CLI's, so the move is announced the same way."""
+    _, registry = tasks.load(config_path)
+    # The API this run reports to, whether it came from the environment or a Prefect profile.
+    steered = steer(registry, env, action, PREFECT_API_URL.value())
+    for failure in steered.failures:
+        get_run_logger().warning(failure)
+    return steered.outcome

@@ -2,8 +2,9 @@
 
 Reads: models with versions and aliases per environment, one version's metrics, lineage and drift
 report, the drift history — all read from MLflow, the system of record. Changes: start a check or a
-retrain (a Prefect flow run), promote, approve, roll back — each behind a bearer token; a missing or
-wrong token gets 401 and changes nothing. Prometheus metrics at /metrics; probes at /healthz, /readyz.
+retrain (a Prefect flow run), promote, approve, roll back (announced by a Prefect event and the
+webhook, as the CLI's are) — each behind a bearer token; a missing or wrong token gets 401 and changes
+nothing. Prometheus metrics at /metrics; probes at /healthz, /readyz.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from service import history, orchestrator
-from service.catalog import list_models
+from service.catalog import describe_version, list_models
 from service.errors import DriftloopError, PromotionError, RegistryError
 from service.metrics import render_metrics
 from service.settings import Config, Settings, load_config
@@ -161,10 +162,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except (RegistryError, DriftloopError) as exc:
             raise HTTPException(404, str(exc)) from None
         run = registry.client.get_run(ref.run_id)
+        view = describe_version(registry.client, ref)
         return {
             "name": ref.name,
             "version": ref.version,
-            "aliases": list(ref.aliases),
+            "aliases": view["aliases"],
+            "status": view["status"],
             "tags": ref.tags,
             "metrics": run.data.metrics,
             "lineage": lineage,
@@ -176,17 +179,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"model": name, "checks": history.drift_history(client(), name, limit)}
 
     def move(name: str, env: str, action: Literal["promote", "approve", "rollback"]) -> dict[str, Any]:
-        from service import promote
+        from service.steering import steer
 
         config = config_of(name)
         if env not in config.environments:
             raise HTTPException(422, f"unknown environment {env!r}: expected one of {config.environments}")
-        steps = {"promote": promote.promote, "approve": promote.approve, "rollback": promote.rollback}
         try:
-            outcome = steps[action](registry_of(name), env)
+            steered = steer(registry_of(name), env, action, settings)
         except PromotionError as exc:
             raise HTTPException(409, str(exc)) from None
-        return outcome.__dict__
+        return steered.to_dict()
 
     conflict = {401: {"description": "Missing or wrong token."}, 409: {"description": "Nothing to do that to."}}
 

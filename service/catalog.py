@@ -1,10 +1,27 @@
-"""Browsing the registry: every driftloop model, its environments, versions, aliases and lineage."""
+"""Browsing the registry: every driftloop model, its environments, versions, aliases and lineage.
+
+A version's ``status`` is where it stands now. The aliases decide first — moving an alias is the
+promotion, while the ``status`` tag records the last step that touched the version and goes stale when
+a later move passes it by:
+
+- ``champion``: @champion points to it; it serves.
+- ``awaiting_approval``: @challenger points to it; approving makes it champion.
+- ``previous``: @previous points to it; a rollback returns to it.
+- ``rejected``: no alias; it failed the gate.
+- ``rolled_back``: no alias; it was champion and was rolled back.
+- ``retired``: no alias; it was champion or awaiting approval once, and later moves passed it by.
+- ``registered``: no alias and no status tag: registered, never settled (a run stopped in between).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-from service.registry import ALIASES, TAG, VersionRef, version_ref
+from service.registry import ALIASES, CHALLENGER, CHAMPION, PREVIOUS, TAG, VersionRef, version_ref
+
+ALIAS_STATUS = {CHAMPION: "champion", CHALLENGER: "awaiting_approval", PREVIOUS: "previous"}
+KEPT_STATUSES = ("rejected", "rolled_back")  # still true once no alias points to the version
 
 
 @dataclass(frozen=True)
@@ -25,15 +42,39 @@ class ModelView:
         return asdict(self)
 
 
-def _version_view(version: VersionRef) -> dict[str, object]:
+def version_status(aliases: Iterable[str], status_tag: str) -> str:
+    held = set(aliases)
+    for alias, status in ALIAS_STATUS.items():
+        if alias in held:
+            return status
+    if status_tag in KEPT_STATUSES:
+        return status_tag
+    return "retired" if status_tag else "registered"
+
+
+def aliases_by_version(alias_map: dict[str, object]) -> dict[str, list[str]]:
+    """Invert a registered model's ``{alias: version}``: MLflow's version search leaves aliases out."""
+    held: dict[str, list[str]] = {}
+    for alias, version in sorted(alias_map.items()):
+        held.setdefault(str(version), []).append(alias)
+    return held
+
+
+def _version_view(version: VersionRef, aliases: list[str]) -> dict[str, object]:
     lineage = {key.removeprefix(TAG): value for key, value in version.tags.items() if key.startswith(TAG)}
     return {
         "version": version.version,
-        "aliases": list(version.aliases),
+        "aliases": aliases,
         "run_id": version.run_id,
-        "status": lineage.pop("status", ""),
+        "status": version_status(aliases, lineage.pop("status", "")),
         "tags": lineage,
     }
+
+
+def describe_version(client: object, version: VersionRef) -> dict[str, object]:
+    """One version as the listing shows it, its aliases read from its registered model."""
+    registered = client.get_registered_model(version.name)  # type: ignore[attr-defined]
+    return _version_view(version, aliases_by_version(registered.aliases or {}).get(version.version, []))
 
 
 def _versions(client: object, name: str, limit: int | None) -> tuple[list[VersionRef], bool]:
@@ -67,9 +108,9 @@ def list_models(
             continue
         versions, more = _versions(client, registered.name, versions_limit)
         aliases = {alias: str(version) for alias, version in (registered.aliases or {}).items() if alias in ALIASES}
-        grouped.setdefault(model, []).append(
-            EnvironmentView(env, registered.name, aliases, [_version_view(v) for v in versions], more)
-        )
+        held = aliases_by_version(registered.aliases or {})
+        views = [_version_view(v, held.get(v.version, [])) for v in versions]
+        grouped.setdefault(model, []).append(EnvironmentView(env, registered.name, aliases, views, more))
     order = env_order or ["dev", "staging", "prod"]
     rank = {env: index for index, env in enumerate(order)}
     return [

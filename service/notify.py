@@ -1,6 +1,7 @@
 """Notifications: drift detected, retrain finished, version promoted, rejected or rolled back, approval
-needed. Each is a Prefect event (emitted by the flows) and, when a webhook is configured, a signed JSON
-POST — MLflow has no registry webhooks, so driftloop sends them.
+needed. Each is a Prefect event and, when a webhook is configured, a signed JSON POST — MLflow has no
+registry webhooks, so driftloop sends them. ``publish`` sends both over plain HTTP (steering: the API,
+the CLI, the promote flow) and reports what did not arrive; the other flows emit with Prefect's client.
 
 The signature is ``X-Driftloop-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`` with the
 timestamp in ``X-Driftloop-Timestamp``: a receiver recomputes it with the shared secret and rejects
@@ -12,15 +13,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
 
+from service import orchestrator
 from service.errors import DriftloopError
-from service.monitor import BatchVerdict
 from service.promote import Outcome
+from service.settings import Settings
+
+if TYPE_CHECKING:  # the monitor pulls in the drift engine: steering needs none of it
+    from service.monitor import BatchVerdict
 
 OUTCOME_KINDS = {
     "champion": "version.promoted",
@@ -28,6 +36,9 @@ OUTCOME_KINDS = {
     "rejected": "version.rejected",
     "rolled_back": "version.rolled_back",
 }
+
+
+log = logging.getLogger(__name__)
 
 
 class NotificationError(DriftloopError):
@@ -91,6 +102,39 @@ def send_webhook(notification: Notification, url: str, secret: str | None, timeo
         raise NotificationError(f"webhook {url} answered {exc.code} to {notification.event}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise NotificationError(f"webhook {url} unreachable for {notification.event}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One attempt to tell someone: ``error`` says why it did not arrive (None: it did)."""
+
+    channel: Literal["prefect_event", "webhook"]
+    target: str
+    error: str | None = None
+
+
+def _attempt(channel: Literal["prefect_event", "webhook"], target: str, send: Callable[[], object]) -> Delivery:
+    try:
+        send()
+    # Whatever went wrong (even a malformed URL), what it announces has happened: report, never raise.
+    except Exception as exc:
+        log.warning("%s to %s not delivered: %s", channel, target, exc)
+        return Delivery(channel, target, str(exc))
+    return Delivery(channel, target)
+
+
+def publish(notification: Notification, settings: Settings, prefect_api: str | None) -> list[Delivery]:
+    """Send ``notification`` as a Prefect event (when a Prefect API is given) and to the webhook (when set)."""
+    deliveries = []
+    if prefect_api:
+        body = notification.body()
+        event = partial(orchestrator.emit_event, notification.event, notification.resource, body, prefect_api)
+        deliveries.append(_attempt("prefect_event", f"{prefect_api}/events", event))
+    if settings.webhook_url:
+        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+        webhook = partial(send_webhook, notification, settings.webhook_url, secret)
+        deliveries.append(_attempt("webhook", settings.webhook_url, webhook))
+    return deliveries
 
 
 def drift_detected(model: str, verdict: BatchVerdict) -> Notification | None:

@@ -1,7 +1,7 @@
-"""Starting flow runs of driftloop's deployments through Prefect's REST API.
+"""Talking to Prefect's REST API: starting flow runs of driftloop's deployments, recording events.
 
 Plain HTTP rather than the Prefect client keeps ``service/`` free of Prefect, as DESIGN.md asks: the
-API only needs "start this deployment with these parameters".
+API only needs "start this deployment with these parameters" and "record this event".
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from service.errors import DriftloopError
@@ -20,8 +22,8 @@ class OrchestratorError(DriftloopError):
     """The Prefect API is unreachable or refused to start a run."""
 
 
-def _call(method: str, url: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    data = json.dumps(payload).encode() if payload is not None else None
+def _call(method: str, url: str, payload: dict[str, Any] | list[Any] | None = None) -> dict[str, Any]:
+    data = json.dumps(payload, default=str).encode() if payload is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=15) as response:
@@ -32,11 +34,29 @@ def _call(method: str, url: str, payload: dict[str, Any] | None = None) -> dict[
         raise OrchestratorError(f"Prefect API {url} unreachable: {exc}") from None
 
 
+def configured_api(api_url: str | None = None) -> str | None:
+    """``api_url``, else PREFECT_API_URL; None when neither names a Prefect API."""
+    return (api_url or os.environ.get("PREFECT_API_URL") or "").rstrip("/") or None
+
+
 def start_deployment(flow: str, deployment: str, parameters: dict[str, Any], api_url: str | None = None) -> str:
     """Create a flow run of ``flow/deployment``; return its id."""
-    api = (api_url or os.environ.get("PREFECT_API_URL") or "").rstrip("/")
+    api = configured_api(api_url)
     if not api:
         raise OrchestratorError("PREFECT_API_URL is unset: expected the URL of the Prefect API")
     found = _call("GET", f"{api}/deployments/name/{urllib.parse.quote(flow)}/{urllib.parse.quote(deployment)}")
     run = _call("POST", f"{api}/deployments/{found['id']}/create_flow_run", {"parameters": parameters})
     return str(run["id"])
+
+
+def emit_event(event: str, resource: dict[str, str], payload: dict[str, Any], api_url: str) -> str:
+    """Record one event with ``POST /events`` (Prefect 3's "Create Events"); return its id.
+
+    The same event name, resource and payload as ``prefect.events.emit_event`` sends, so deployment
+    triggers and automations match it alike.
+    """
+    event_id = str(uuid.uuid4())
+    occurred = datetime.now(UTC).isoformat()
+    record = {"id": event_id, "occurred": occurred, "event": event, "resource": resource, "payload": payload}
+    _call("POST", f"{api_url.rstrip('/')}/events", [record])
+    return event_id

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -41,3 +47,51 @@ def api(trained: Path) -> TestClient:
 def aliases(api: TestClient, env: str) -> dict[str, str]:
     listing = api.get("/models/weather").json()
     return next(e["aliases"] for e in listing["environments"] if e["env"] == env)
+
+
+class Hooks(HTTPServer):
+    """A webhook receiver on 127.0.0.1: what it was sent, and the status it answers with."""
+
+    status = 204
+    received: list[tuple[dict[str, str], dict[str, object]]]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}/hook"
+
+
+class _Hook(BaseHTTPRequestHandler):
+    server: Hooks
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append((dict(self.headers), json.loads(body)))
+        self.send_response(self.server.status)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hooks() -> Iterator[Hooks]:
+    server = Hooks(("127.0.0.1", 0), _Hook)
+    server.received = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+
+
+def events_named(prefect_api: str, name: str, since: datetime) -> list[dict[str, object]]:
+    """Events the Prefect API has stored; the server persists them in batches, so ask until they show."""
+    query = {"filter": {"event": {"name": [name]}, "occurred": {"since": since.isoformat()}}, "limit": 50}
+    request = urllib.request.Request(
+        f"{prefect_api}/events/filter", json.dumps(query).encode(), {"Content-Type": "application/json"}
+    )
+    for _ in range(120):
+        with urllib.request.urlopen(request, timeout=10) as response:
+            events = json.loads(response.read())["events"]
+        if events:
+            return events
+        time.sleep(0.5)
+    return []

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import TOKEN, aliases
+from conftest import TOKEN, Hooks, aliases, events_named
 from fastapi.testclient import TestClient
 
 from service.api import create_app
@@ -53,6 +54,50 @@ def test_approve_then_rollback_with_the_token(api: TestClient) -> None:
     assert conflict.status_code == 409 and "no @previous" in conflict.json()["detail"]
     assert api.post("/models/weather/promote", json={"to": "qa"}, headers=AUTH).status_code == 422
     assert api.post("/models/rain/approve", json={"env": "prod"}, headers=AUTH).status_code == 404
+
+
+def test_a_version_shows_its_aliases_and_status_as_they_are_now(api: TestClient) -> None:
+    waiting = api.get("/models/weather/environments/prod/versions/1").json()
+    api.post("/models/weather/approve", json={"env": "prod"}, headers=AUTH)
+    approved = api.get("/models/weather/environments/prod/versions/1").json()
+    assert (waiting["aliases"], waiting["status"]) == (["challenger"], "awaiting_approval")
+    assert (approved["aliases"], approved["status"]) == (["champion"], "champion")
+
+
+def test_steering_through_the_api_is_announced_by_webhook_and_prefect_event(
+    trained: Path, prefect_api: str, hooks: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given an API with a webhook, and a Prefect API to record events
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api)
+    api = TestClient(create_app(Settings(models_dir=trained.parent, api_token=TOKEN, webhook_url=hooks.url)))
+    since = datetime.now(UTC)
+    # when the version waiting in prod is approved
+    response = api.post("/models/weather/approve", json={"env": "prod"}, headers=AUTH)
+    # then the answer says both were told, and the receiver and Prefect got the same news
+    assert response.status_code == 200, response.text
+    notified = [(n["channel"], n["error"]) for n in response.json()["notifications"]]
+    assert notified == [("prefect_event", None), ("webhook", None)]
+    [(headers, body)] = hooks.received
+    assert headers["X-Driftloop-Event"] == body["event"] == "driftloop.version.promoted"
+    assert (body["model"], body["env"], body["version"]) == ("weather", "prod", "1")
+    [event] = events_named(prefect_api, "driftloop.version.promoted", since)
+    assert event["resource"]["prefect.resource.id"] == "driftloop.model.weather"
+    assert event["payload"] == body
+
+
+def test_a_webhook_that_fails_does_not_fail_or_undo_the_approval(
+    trained: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given no Prefect API and a webhook nobody listens on
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    settings = Settings(models_dir=trained.parent, api_token=TOKEN, webhook_url="http://127.0.0.1:9/hook")
+    api = TestClient(create_app(settings))
+    # when prod's waiting version is approved
+    response = api.post("/models/weather/approve", json={"env": "prod"}, headers=AUTH)
+    # then it is champion, and the answer reports the webhook that was not delivered (and no event)
+    assert response.status_code == 200 and aliases(api, "prod") == {"champion": "1"}
+    [webhook] = response.json()["notifications"]
+    assert webhook["channel"] == "webhook" and "unreachable" in webhook["error"]
 
 
 def test_reads_can_be_put_behind_the_token(trained: Path) -> None:

@@ -232,6 +232,58 @@ def test_commands_on_an_unknown_model_or_environment_exit_2(
     assert wrong_env.returncode == 2 and "unknown environment 'qa'" in wrong_env.stderr
 
 
+def enter_dev(config: Path) -> None:
+    """A new dev @champion registered from a bare MLflow run: moving aliases needs no trained model."""
+    from service.registry import CHAMPION, PREVIOUS, Registry
+    from service.settings import load_config
+
+    registry = Registry(load_config(config))
+    client, name = registry.client, registry.ensure_model("dev")
+    run = client.create_run(registry.experiment_id("training"))
+    created = client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    current = registry.at_alias("dev", CHAMPION)
+    if current is not None:
+        registry.set_alias("dev", PREVIOUS, current)
+    client.set_registered_model_alias(name, CHAMPION, str(created.version))
+
+
+def test_promote_approve_and_rollback_move_aliases_at_once_and_models_shows_where_each_version_stands(
+    cli_env: dict[str, str], world: Callable[..., Path]
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    # given a model whose webhook nobody listens on
+    config = world(n_batches=1, drift_at=2)
+    env = {**cli_env, "DRIFTLOOP_WEBHOOK_URL": "http://127.0.0.1:9/hook"}
+    moves = [("promote", "--to", "staging"), ("promote", "--to", "prod"), ("approve", "--env", "prod")]
+    # when two versions in turn are promoted to prod and approved there, and prod is rolled back
+    results = []
+    for _ in range(2):
+        enter_dev(config)
+        results += [driftloop(env, command, "weather", *where, "--config", str(config)) for command, *where in moves]
+    results.append(driftloop(env, "rollback", "weather", "--env", "prod", "--config", str(config)))
+    # then every move succeeded, warning that the webhook was not told
+    for result in results:
+        assert result.returncode == 0, result.stderr
+        assert "warning: webhook to http://127.0.0.1:9/hook not delivered" in result.stderr
+    assert "weather-prod/1 is @champion again (v2 rolled back)" in results[-1].stdout
+    # and the listing gives each version its aliases and a status that agrees with them
+    listed = {
+        e["env"]: {v["version"]: (v["status"], v["aliases"]) for v in e["versions"]}
+        for e in models_json(env, config)["models"][0]["environments"]
+    }
+    assert listed["staging"] == {"1": ("previous", ["previous"]), "2": ("champion", ["champion"])}
+    assert listed["prod"] == {"1": ("champion", ["champion"]), "2": ("rolled_back", [])}
+    # and no move started a flow run (each would have started a Prefect server first)
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["promote"])))
+    assert [run for run in runs if run.parameters.get("config_path") == str(config)] == []
+    # and a move with nothing to do still exits 2 with the reason
+    again = driftloop(env, "rollback", "weather", "--env", "prod", "--config", str(config))
+    assert again.returncode == 2 and "no @previous version" in again.stderr
+
+
 def test_help_answers_without_importing_the_heavy_libraries() -> None:
     # `driftloop --help` imports service.cli; Evidently, MLflow and Prefect must wait for a command
     code = (

@@ -1,0 +1,59 @@
+"""Steering a model by hand: promote, approve or roll back one environment, then announce it.
+
+The one path for the API, the CLI and the promote flow, so a move is announced the same way whoever
+asks: the alias moves first (``service.promote``), then the notification follows — a Prefect event
+through Prefect's REST API when one is configured (PREFECT_API_URL) and the signed webhook when
+DRIFTLOOP_WEBHOOK_URL is set. With no Prefect API no event is sent: the tags ``promote`` writes on the
+version in MLflow are the record. A delivery that fails never undoes or fails the move: it is logged
+and listed in ``Steered.deliveries``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from service import notify, orchestrator, promote
+from service.errors import PromotionError
+from service.registry import Registry
+from service.settings import Settings
+
+Move = Literal["promote", "approve", "rollback"]
+MOVES: dict[str, Callable[[Registry, str], promote.Outcome]] = {
+    "promote": promote.promote,
+    "approve": promote.approve,
+    "rollback": promote.rollback,
+}
+
+
+@dataclass(frozen=True)
+class Steered:
+    outcome: promote.Outcome
+    deliveries: tuple[notify.Delivery, ...] = ()
+
+    @property
+    def failures(self) -> list[str]:
+        """What was not delivered, one line each, for a person to act on."""
+        return [f"{d.channel} to {d.target} not delivered: {d.error}" for d in self.deliveries if d.error]
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self.outcome), "notifications": [asdict(d) for d in self.deliveries]}
+
+
+def steer(
+    registry: Registry,
+    env: str,
+    move: Move,
+    settings: Settings | None = None,
+    prefect_api: str | None = None,
+) -> Steered:
+    """Make ``move`` in ``env`` and announce its outcome; ``prefect_api`` defaults to PREFECT_API_URL."""
+    if env not in registry.config.environments:
+        raise PromotionError(f"unknown environment {env!r}: expected one of {registry.config.environments}")
+    outcome = MOVES[move](registry, env)
+    notification = notify.for_outcome(registry.config.model.name, outcome)
+    if notification is None:  # an unchanged alias is not news
+        return Steered(outcome)
+    deliveries = notify.publish(notification, settings or Settings(), orchestrator.configured_api(prefect_api))
+    return Steered(outcome, tuple(deliveries))
