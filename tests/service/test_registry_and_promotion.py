@@ -11,9 +11,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from service.errors import PromotionError
+from service.errors import PromotionError, RegistryUnavailable
 from service.evaluate import GateDecision
-from service.monitor import bootstrap_contract
 from service.promote import Outcome, approve, promote_through, rollback
 from service.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry, VersionRef
 from service.retrain import (
@@ -42,11 +41,9 @@ def train(
     config = registry.config
     if estimator:
         config.model.estimator = estimator
-    frame, contract = bootstrap_contract(config)
-    uris = [config.resolve(config.data.reference)]
-    if window:
-        frame, uris = load_window(window, contract), window
-    challenger = fit_challenger(config, contract, frame, uris)
+    uris = window or [config.resolve(config.data.reference)]
+    frame, contract, dropped = load_window(uris, config)
+    challenger = fit_challenger(config, contract, frame, uris, dropped)
     decision = evaluate_challenger(registry, challenger, contract)
     version = register_challenger(registry, challenger, contract, decision, drift_run_id=None, flow_run_id="f-1")
     return version, decision, settle(registry, version, decision)
@@ -81,12 +78,12 @@ def test_first_model_is_champion_in_dev_and_staging_and_waits_for_approval_in_pr
 
 
 def test_registered_version_carries_signature_example_datasets_metrics_and_lineage(
-    registry: Registry,
+    registry: Registry, tmp_path: Path
 ) -> None:
     # when a model is trained and registered
     version, decision, _ = train(registry)
-    # then the version has a signature and an input example
-    info = mlflow.models.get_model_info(version.uri)
+    # then the version has a signature and an input example (read from this registry's own store)
+    info = mlflow.models.Model.load(registry.client.download_artifacts(version.run_id, "model", str(tmp_path)))
     assert info.signature is not None
     assert {spec.name for spec in info.signature.inputs.inputs} >= {"temperature", "region"}
     assert info.saved_input_example_info is not None
@@ -106,9 +103,8 @@ def test_registered_version_carries_signature_example_datasets_metrics_and_linea
 def test_registering_the_same_training_run_again_returns_the_same_version(registry: Registry) -> None:
     # given a registered version
     version, _, _ = train(registry)
-    model_uri = f"runs:/{version.run_id}/model"
     # when its training run is registered again (a retried task)
-    again = registry.register(version.run_id, model_uri, "dev", {})
+    again = registry.register(version.run_id, "dev", {})
     # then no duplicate version exists
     assert again.version == version.version
     assert [v.version for v in registry.versions("dev")] == ["1"]
@@ -242,3 +238,25 @@ def test_a_drift_check_already_answered_by_a_rejected_version_trains_nothing_aga
     plan = plan_retrain(registry, None, check)
     # then it is skipped, naming the version that answered it
     assert plan.skip_reason == f"drift check {check} was already answered by v{rejected.version}"
+
+
+def test_a_retried_registration_after_the_training_run_finished_makes_no_second_run_or_version(
+    registry: Registry,
+) -> None:
+    # given a training whose run was logged and finished, and whose registration then failed
+    config = registry.config
+    uris = [config.resolve(config.data.reference)]
+    frame, contract, dropped = load_window(uris, config)
+    challenger = fit_challenger(config, contract, frame, uris, dropped)
+    decision = evaluate_challenger(registry, challenger, contract)
+    real_register = registry.register
+    registry.register = lambda *args, **kwargs: (_ for _ in ()).throw(RegistryUnavailable("MLflow down"))  # type: ignore[method-assign]
+    with pytest.raises(RegistryUnavailable):
+        register_challenger(registry, challenger, contract, decision, drift_run_id=None, flow_run_id="f-1")
+    registry.register = real_register  # type: ignore[method-assign]
+    # when the step is retried with the same challenger
+    version = register_challenger(registry, challenger, contract, decision, drift_run_id=None, flow_run_id="f-1")
+    # then the finished run is reused: one training run, one version
+    runs = registry.client.search_runs([registry.experiment_id("training")])
+    assert [run.info.run_id for run in runs] == [version.run_id]
+    assert [v.version for v in registry.versions("dev")] == ["1"]
