@@ -3,7 +3,8 @@
 PostgreSQL (Debian's binaries, when installed; else sqlite for both stores), ``prefect server``,
 ``mlflow server`` proxying artifacts, a Prefect *process* work pool ``driftloop`` with one worker (it
 stands in for the Kubernetes pool: only the pool type differs) and the deployments of
-``flows/prefect.yaml`` registered into it, running flows from this code's folder.
+``flows/prefect.yaml`` registered into it, running flows from this code's folder, with a local folder
+of model files in place of the cluster's /etc/driftloop/models.
 Everything lives under one folder: data, logs (``logs/``), pid files and ``stack.json``.
 
 Only subprocesses here: ``service/`` does not import Prefect.
@@ -45,10 +46,19 @@ class StackState:
     postgres_bin: str | None
     config_path: str | None
     ports: dict[str, int]
+    models_dir: str | None = None
+
+
+# Where the chart mounts the model files; the stack's models folder stands in for it.
+CLUSTER_MODELS_DIR = "/etc/driftloop/models"
 
 
 class Stack:
-    """The local stack under ``root``. ``up()`` starts it; the Service objects allow restarting one server."""
+    """The local stack under ``root``. ``up()`` starts it; the Service objects allow restarting one server.
+
+    ``models_dir`` is the folder the ``sweep`` deployment reads (one monitor run per model file);
+    ``config_path`` the default config of the per-model deployments (else ``models_dir/driftloop.yaml``,
+    as on the cluster)."""
 
     def __init__(
         self,
@@ -56,6 +66,7 @@ class Stack:
         *,
         backend: str = "auto",
         config_path: Path | None = None,
+        models_dir: Path | None = None,
         worker_env: dict[str, str] | None = None,
         prefect_port: int | None = None,
         mlflow_port: int | None = None,
@@ -69,6 +80,7 @@ class Stack:
             raise StackError("PostgreSQL requested but no initdb found (apt-get install postgresql)")
         self.backend = backend
         self.config_path = config_path
+        self.models_dir = Path(models_dir).resolve() if models_dir is not None else None
         self.worker_env = worker_env or {}
         self.prefect_port = prefect_port or free_port()
         self.mlflow_port = mlflow_port or free_port()
@@ -174,18 +186,28 @@ class Stack:
     # deployments -----------------------------------------------------------------------------------
     def local_prefect_yaml(self) -> Path:
         """flows/prefect.yaml for this stack: flows run from this code's folder instead of the image's
-        /opt/driftloop, the default config is the stack's, and schedules are left paused (run a pass
-        from the UI or ``prefect deployment run monitor/monitor``)."""
+        /opt/driftloop, the sweep reads the stack's models folder, the default config is the stack's,
+        and schedules are left paused (sweep from the UI or ``prefect deployment run sweep/sweep``)."""
         document = yaml.safe_load(PREFECT_YAML.read_text())
         document["pull"] = [{"prefect.deployments.steps.set_working_directory": {"directory": str(CODE_ROOT)}}]
         for deployment in document["deployments"]:
-            if self.config_path is not None:
-                deployment.setdefault("parameters", {})["config_path"] = str(self.config_path)
+            self._localise_parameters(deployment.get("parameters") or {})
             for schedule in deployment.get("schedules") or []:
                 schedule["active"] = False
         path = self.root / "prefect.yaml"
         path.write_text(yaml.safe_dump(document, sort_keys=False))
         return path
+
+    def _localise_parameters(self, parameters: dict[str, object]) -> None:
+        if "models_dir" in parameters and self.models_dir is not None:
+            parameters["models_dir"] = str(self.models_dir)
+        if "config_path" not in parameters:
+            return
+        if self.config_path is not None:
+            parameters["config_path"] = str(self.config_path)
+        elif self.models_dir is not None and str(parameters["config_path"]).startswith(CLUSTER_MODELS_DIR + "/"):
+            relative = str(parameters["config_path"])[len(CLUSTER_MODELS_DIR) + 1 :]
+            parameters["config_path"] = str(self.models_dir / relative)
 
     def register_deployments(self) -> None:
         self.prefect_cli("work-pool", "create", POOL, "--type", "process", "--overwrite")
@@ -220,6 +242,7 @@ class Stack:
             postgres_bin=str(self.postgres.bin) if self.postgres else None,
             config_path=str(self.config_path) if self.config_path else None,
             ports={"prefect": self.prefect_port, "mlflow": self.mlflow_port},
+            models_dir=str(self.models_dir) if self.models_dir else None,
         )
 
     def down(self) -> None:

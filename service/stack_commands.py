@@ -34,20 +34,44 @@ def read_state(root: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text())
 
 
-def stack_up(root: Path, backend: str = "auto", config_path: Path | None = None) -> StackState:
+def models_folder_of(root: Path, config_path: Path) -> Path:
+    """``<root>/models``, holding one link to ``config_path``: the folder the sweep reads when the stack
+    was given a config and no models folder. A link, not a copy: the config's relative paths still
+    resolve from its own folder."""
+    folder = root / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.iterdir():
+        if stale.is_symlink():
+            stale.unlink()
+    (folder / f"{config_path.stem}.yaml").symlink_to(config_path)
+    return folder
+
+
+def stack_up(
+    root: Path, backend: str = "auto", config_path: Path | None = None, models_dir: Path | None = None
+) -> StackState:
+    """Start the stack under ``root``. The sweep reads ``models_dir``; without it, a folder holding
+    ``config_path`` (or, with neither, the demo's config), which is also the per-model default."""
     root = Path(root).resolve()
+    if models_dir is not None and not Path(models_dir).is_dir():
+        raise StackError(f"{models_dir}: models folder not found: expected a folder of *.yaml model files")
     existing = read_state(root)
     if existing and answers(existing["prefect_url"] + "/health"):
         raise StackError(
             f"{root}: a stack is already running there ({existing['prefect_ui_url']}): `driftloop stack down` first"
         )
     prefect_port, mlflow_port = free_port(), free_port()
-    if config_path is None:
+    if config_path is None and models_dir is None:
         config_path = demo_config_for(root, f"http://127.0.0.1:{mlflow_port}")
+    config_path = Path(config_path).resolve() if config_path is not None else None
+    if models_dir is None:
+        assert config_path is not None
+        models_dir = models_folder_of(root, config_path)
     stack = Stack(
         root,
         backend=backend,
-        config_path=Path(config_path).resolve(),
+        config_path=config_path,
+        models_dir=Path(models_dir).resolve(),
         prefect_port=prefect_port,
         mlflow_port=mlflow_port,
     )
@@ -94,6 +118,8 @@ def stack_status(root: Path) -> list[tuple[str, str, bool]]:
     if state.get("postgres_port"):
         postgres = Postgres(Path(state["postgres_folder"]), state["postgres_port"], Path(state["postgres_bin"]))
         rows.append(("postgresql", f"127.0.0.1:{postgres.port}", postgres.running()))
+    if state.get("models_dir"):
+        rows.append(("models", state["models_dir"], Path(state["models_dir"]).is_dir()))
     if state.get("config_path"):
         rows.append(("config", state["config_path"], Path(state["config_path"]).exists()))
     return rows

@@ -10,12 +10,16 @@ import json
 import re
 import shutil
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from service.processes import answers, base_env
+from service.processes import answers, base_env, executable
+from service.stack import Stack
 
 pytestmark = pytest.mark.slow
 
@@ -23,6 +27,30 @@ pytestmark = pytest.mark.slow
 def driftloop(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     script = shutil.which("driftloop") or pytest.fail("driftloop is not installed (pip install -e .)")
     return subprocess.run([script, *args], cwd=cwd, env=base_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def api_post(api_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    request = urllib.request.Request(
+        api_url + path, data=json.dumps(body or {}).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def status_urls(status: str) -> dict[str, str]:
+    return dict(re.findall(r"^(prefect api|prefect ui|mlflow)\s+(http://127\.0\.0\.1:\d+\S*)\s+up$", status, re.M))
+
+
+def write_models(folder: Path, *names: str) -> Path:
+    """A models folder with one (valid, data-less) model file per name."""
+    folder.mkdir(parents=True)
+    for name in names:
+        config = {
+            "model": {"name": name, "task": "classification", "target": "y"},
+            "data": {"reference": f"{name}/reference.csv", "current": f"{name}/incoming/*.csv"},
+        }
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return folder
 
 
 def test_stack_up_status_down(tmp_path: Path) -> None:
@@ -34,26 +62,24 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
         # then status lists each component up, with URLs that answer
         status = driftloop("stack", "status", "--dir", str(folder), cwd=tmp_path)
         assert status.returncode == 0, status.stdout + status.stderr
-        urls = dict(
-            re.findall(r"^(prefect api|prefect ui|mlflow)\s+(http://127\.0\.0\.1:\d+\S*)\s+up$", status.stdout, re.M)
-        )
+        urls = status_urls(status.stdout)
         assert set(urls) == {"prefect api", "prefect ui", "mlflow"}, status.stdout
         assert answers(urls["prefect api"] + "/health") and answers(urls["mlflow"] + "/health")
         assert re.search(r"^worker\s+pool driftloop, pid \d+\s+up$", status.stdout, re.M), status.stdout
         # and the deployments are registered in the process pool, with the stack's demo config as default
-        with urllib.request.urlopen(
-            urllib.request.Request(
-                urls["prefect api"] + "/deployments/filter", data=b"{}", headers={"Content-Type": "application/json"}
-            ),
-            timeout=10,
-        ) as response:
-            deployments = json.load(response)
-        assert {d["name"] for d in deployments} == {"monitor", "retrain", "promote", "batch-inference"}
-        assert {d["work_pool_name"] for d in deployments} == {"driftloop"}
-        config = str(folder.resolve() / "demo" / "driftloop.yaml")
-        assert {d["parameters"]["config_path"] for d in deployments} == {config}
+        deployments = {d["name"]: d for d in api_post(urls["prefect api"], "/deployments/filter")}
+        assert set(deployments) == {"sweep", "monitor", "retrain", "promote", "batch-inference"}
+        assert {d["work_pool_name"] for d in deployments.values()} == {"driftloop"}
+        config = folder.resolve() / "demo" / "driftloop.yaml"
+        per_model = [d for name, d in deployments.items() if name != "sweep"]
+        assert {d["parameters"]["config_path"] for d in per_model} == {str(config)}
+        # and the sweep reads a models folder holding that one config
+        models = Path(deployments["sweep"]["parameters"]["models_dir"])
+        assert models == folder.resolve() / "models"
+        assert [(p.name, p.resolve()) for p in models.iterdir()] == [("driftloop.yaml", config)]
+        assert re.search(rf"^models\s+{re.escape(str(models))}\s+up$", status.stdout, re.M), status.stdout
         # and everything lives under the one folder
-        assert {"logs", "pids", "stack.json", "prefect.yaml", "demo"} <= {p.name for p in folder.iterdir()}
+        assert {"logs", "pids", "stack.json", "prefect.yaml", "demo", "models"} <= {p.name for p in folder.iterdir()}
         # when it is stopped
         down = driftloop("stack", "down", "--dir", str(folder), cwd=tmp_path)
         assert down.returncode == 0, down.stderr
@@ -70,3 +96,72 @@ def test_stack_status_without_a_stack_names_the_folder(tmp_path: Path) -> None:
     result = driftloop("stack", "status", "--dir", str(tmp_path / "none"), cwd=tmp_path, timeout=60)
     assert result.returncode == 2
     assert "none" in result.stderr and "stack up" in result.stderr
+
+
+def test_stack_up_with_models_sweeps_that_folder_one_monitor_run_per_model(tmp_path: Path) -> None:
+    folder = tmp_path / "my-stack"
+    models = write_models(tmp_path / "models", "alpha", "beta")
+    try:
+        # given a stack started on a folder of two model files
+        up = driftloop(
+            "stack", "up", "--dir", str(folder), "--backend", "sqlite", "--models", str(models), cwd=tmp_path
+        )  # fmt: skip
+        assert up.returncode == 0, up.stdout + up.stderr
+        api = status_urls(driftloop("stack", "status", "--dir", str(folder), cwd=tmp_path).stdout)["prefect api"]
+        deployments = {d["name"]: d for d in api_post(api, "/deployments/filter")}
+        # then the sweep reads that folder, and the per-model deployments default to its driftloop.yaml,
+        # as on the cluster (/etc/driftloop/models/driftloop.yaml); no demo is prepared
+        assert deployments["sweep"]["parameters"]["models_dir"] == str(models.resolve())
+        assert deployments["monitor"]["parameters"]["config_path"] == str(models.resolve() / "driftloop.yaml")
+        assert not (folder / "demo").exists()
+        # when the user sweeps, as the README says
+        env = base_env(PREFECT_API_URL=api, PREFECT_HOME=str(tmp_path / "prefect-home"))
+        run = subprocess.run(
+            [executable("prefect"), "deployment", "run", "sweep/sweep"],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout + run.stderr
+        # then the worker runs the sweep, which starts one monitor run per model file, named and tagged by model
+        monitor_id = deployments["monitor"]["id"]
+        deadline, started = time.monotonic() + 240, {}
+        while time.monotonic() < deadline and len(started) < 2:
+            runs = api_post(api, "/flow_runs/filter", {"deployments": {"id": {"any_": [monitor_id]}}})
+            started = {r["name"]: r for r in runs}
+            time.sleep(2)
+        assert set(started) == {"monitor-alpha", "monitor-beta"}, started
+        assert "model:alpha" in started["monitor-alpha"]["tags"] and "model:beta" in started["monitor-beta"]["tags"]
+        assert {r["parameters"]["config_path"] for r in started.values()} == {
+            str(models.resolve() / "alpha.yaml"),
+            str(models.resolve() / "beta.yaml"),
+        }
+    finally:
+        driftloop("stack", "down", "--dir", str(folder), cwd=tmp_path)
+
+
+def test_stack_up_refuses_a_models_folder_that_does_not_exist(tmp_path: Path) -> None:
+    result = driftloop("stack", "up", "--dir", str(tmp_path / "s"), "--models", str(tmp_path / "nope"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "nope: models folder not found" in result.stderr
+    assert not (tmp_path / "s").exists()  # nothing started
+
+
+def registered(stack: Stack) -> dict[str, dict[str, Any]]:
+    document = yaml.safe_load(stack.local_prefect_yaml().read_text())
+    return {deployment["name"]: deployment for deployment in document["deployments"]}
+
+
+def test_the_stacks_prefect_yaml_puts_models_and_config_where_the_stack_has_them(tmp_path: Path) -> None:
+    """What `stack up` registers, read from the prefect.yaml it writes (no server needed)."""
+    models = write_models(tmp_path / "models", "alpha")
+    config = models / "alpha.yaml"
+    # --models alone: the sweep reads it; per-model deployments default to its driftloop.yaml
+    only_models = registered(Stack(tmp_path / "a", backend="sqlite", models_dir=models))
+    assert only_models["sweep"]["parameters"] == {"models_dir": str(models), "retrain_via": "event"}
+    assert only_models["promote"]["parameters"]["config_path"] == str(models / "driftloop.yaml")
+    # --config too: it is every per-model deployment's default, as before; the sweep still reads the folder
+    both = registered(Stack(tmp_path / "b", backend="sqlite", models_dir=models, config_path=config))
+    assert both["sweep"]["parameters"]["models_dir"] == str(models)
+    assert "config_path" not in both["sweep"]["parameters"]  # the sweep flow takes none
+    assert {d["parameters"]["config_path"] for name, d in both.items() if name != "sweep"} == {str(config)}
+    # schedules stay paused: the user sweeps when they want
+    assert [schedule["active"] for schedule in both["sweep"]["schedules"]] == [False]

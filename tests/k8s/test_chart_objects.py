@@ -210,7 +210,7 @@ def test_model_configs_become_files_the_api_mounts(rendered: dict[str, Objects])
     objects = rendered["bundled-database-values.yaml"]
     values = yaml.safe_load((CHART / "ci" / "bundled-database-values.yaml").read_text())
     configmap = find(objects, "ConfigMap", "driftloop-models")
-    assert yaml.safe_load(configmap["data"]["driftloop.yaml"]) == values["models"]["driftloop"]
+    assert yaml.safe_load(configmap["data"]["weather.yaml"]) == values["models"]["weather"]
     api = find(objects, "Deployment", "driftloop-api")["spec"]["template"]["spec"]
     assert {"name": "models", "mountPath": "/etc/driftloop/models", "readOnly": True} in api["containers"][0][
         "volumeMounts"

@@ -35,6 +35,13 @@ SCHEMA_MISTAKES = {
         ["at '/api/resources'", "missing property 'limits'"],
     ),
     "flow-run env given a map": (["--set", "flowRuns.env.AWS.key=x"], ["at '/flowRuns/env/AWS'", "got object"]),
+    "no monitor run at all": (["--set", "fleet.monitorConcurrency=0"], ["at '/fleet/monitorConcurrency'", "minimum"]),
+    "a fraction of a retrain": (["--set", "fleet.retrainConcurrency=1.5"], ["at '/fleet/retrainConcurrency'"]),
+    "sweep interval in words": (
+        ["--set-string", "fleet.sweepIntervalSeconds=hourly"],
+        ["at '/fleet/sweepIntervalSeconds'", "want integer"],
+    ),
+    "unknown fleet key": (["--set", "fleet.sweepInterval=60"], ["at '/fleet'", "'sweepInterval' not allowed"]),
 }
 
 
@@ -75,6 +82,21 @@ def test_broken_rule_fails_the_render_naming_the_key(rule: str) -> None:
     assert result.returncode != 0, f"{rule}: rendered anyway"
     for fragment in fragments:
         assert fragment in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("fleet.monitorConcurrency=0", "fleet.monitorConcurrency: expected a whole number of 1 or more, got 0"),
+        ("fleet.retrainConcurrency=2.5", "fleet.retrainConcurrency: expected a whole number of 1 or more, got 2.5"),
+        ("fleet.sweepIntervalSeconds=null", "fleet.sweepIntervalSeconds: expected a whole number of 1 or more"),
+    ],
+)
+def test_fleet_numbers_are_checked_even_when_the_schema_is_skipped(override: str, message: str) -> None:
+    """The register hook writes them into flows/prefect.yaml as they are: _validation.tpl holds the line too."""
+    result = helm_template("--skip-schema-validation", "--set", override)
+    assert result.returncode != 0, f"{override}: rendered anyway"
+    assert message in result.stderr
 
 
 def test_every_broken_rule_is_reported_at_once() -> None:

@@ -2,8 +2,9 @@
 
 The script is the one the chart renders into ConfigMap driftloop-work-pool; it runs as the Job's
 container would, with the repository standing in for /opt/driftloop. It must create the work pool with
-the chart's base job template, register every deployment of flows/prefect.yaml with its schedule,
-and on the next upgrade replace a stale template and leave the deployments as they were.
+the chart's base job template, register every deployment of flows/prefect.yaml with its schedule and
+the `fleet` values (sweep interval, monitor and retrain concurrency), and on the next upgrade replace a
+stale template, apply new fleet values and keep the deployments' identities.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ import yaml
 
 from .conftest import ROOT, TELEMETRY_OFF, Objects, find, helm_template, parse
 
+# What the register Job passes of values.fleet, as its container's environment.
+FLEET_ENV = ("MODELS_DIR", "SWEEP_INTERVAL_SECONDS", "MONITOR_CONCURRENCY", "RETRAIN_CONCURRENCY")
+UPGRADED_FLEET = ("fleet.sweepIntervalSeconds=900", "fleet.monitorConcurrency=8", "fleet.retrainConcurrency=3")
+
 
 def register(objects: Objects, prefect_api: str, folder: Path) -> subprocess.CompletedProcess[str]:
     """Run the rendered register script with the rendered Job's environment, pointed at `prefect_api`."""
@@ -30,6 +35,7 @@ def register(objects: Objects, prefect_api: str, folder: Path) -> subprocess.Com
     job_env = {item["name"]: item["value"] for item in job["env"]}
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PREFECT_", "MLFLOW_"))}
     env.update(TELEMETRY_OFF)
+    env.update({name: job_env[name] for name in FLEET_ENV})
     env.update(
         WORK_POOL=job_env["WORK_POOL"],
         PREFECT_FILE=job_env["PREFECT_FILE"],
@@ -73,12 +79,13 @@ def pool_and_deployments(pool_name: str) -> tuple[dict[str, Any], dict[str, Any]
 
 @pytest.fixture(scope="module")
 def first_and_second_run(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Install (default values), then upgrade with bigger flow-run limits."""
+    """Install (default values), then upgrade with bigger flow-run limits and other fleet numbers."""
     folder = tmp_path_factory.mktemp("register")
     installed = parse(helm_template().stdout)
     first = register(installed, prefect_api, folder / "install")
     after_install = pool_and_deployments("driftloop")
-    upgraded = parse(helm_template("--set", "flowRuns.resources.limits.memory=8Gi").stdout)
+    overrides = ["flowRuns.resources.limits.memory=8Gi", *UPGRADED_FLEET]
+    upgraded = parse(helm_template(*[arg for override in overrides for arg in ("--set", override)]).stdout)
     second = register(upgraded, prefect_api, folder / "upgrade")
     after_upgrade = pool_and_deployments("driftloop")
     return {
@@ -99,15 +106,31 @@ def test_install_creates_the_work_pool_with_the_charts_template(first_and_second
     assert template == first_and_second_run["templates"][0]
 
 
+def intervals(deployment: Any) -> list[float]:
+    return [schedule.schedule.interval.total_seconds() for schedule in deployment.schedules]
+
+
+def limit(deployment: Any) -> int | None:
+    """The deployment's concurrency limit (Prefect keeps it as a global concurrency limit of its own)."""
+    return deployment.global_concurrency_limit.limit if deployment.global_concurrency_limit else None
+
+
 def test_install_registers_every_deployment_with_its_schedule(first_and_second_run: dict[str, Any]) -> None:
     (_, deployments), _ = first_and_second_run["states"]
     declared = yaml.safe_load((ROOT / "flows" / "prefect.yaml").read_text())["deployments"]
     assert set(deployments) == {deployment["name"] for deployment in declared}
+    # The sweep is the one schedule: hourly over the mounted models folder, one monitor run per model.
+    sweep = deployments["sweep"]
+    assert intervals(sweep) == [3600]
+    assert sweep.entrypoint == "flows/sweep.py:sweep"
+    assert sweep.parameters == {"models_dir": "/etc/driftloop/models", "retrain_via": "event"}
+    assert sweep.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": "/opt/driftloop"}}]
     monitor = deployments["monitor"]
-    assert [schedule.schedule.interval.total_seconds() for schedule in monitor.schedules] == [3600]
+    assert intervals(monitor) == []
     assert monitor.entrypoint == "flows/monitor.py:monitor"
     assert monitor.parameters == {"config_path": "/etc/driftloop/models/driftloop.yaml", "retrain_via": "event"}
-    assert monitor.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": "/opt/driftloop"}}]
+    # The chart's default fleet numbers: 4 models side by side, 2 retrains across the fleet.
+    assert (limit(monitor), limit(deployments["retrain"])) == (4, 2)
     # Each trigger of flows/prefect.yaml (the drift triggers) becomes one automation of its deployment.
     assert automations_by_deployment(deployments) == declared_triggers()
 
@@ -123,6 +146,14 @@ def test_upgrade_replaces_a_stale_template_and_keeps_the_deployments(first_and_s
         name: deployment.id for name, deployment in before.items()
     }
     assert automations_by_deployment(after) == declared_triggers()  # no trigger registered twice
+
+
+def test_upgrade_with_other_fleet_values_changes_the_sweep_and_the_limits(first_and_second_run: dict[str, Any]) -> None:
+    _, (_, after) = first_and_second_run["states"]
+    assert intervals(after["sweep"]) == [900]  # replaced, not added beside the hourly one
+    assert after["sweep"].parameters["models_dir"] == "/etc/driftloop/models"
+    assert (limit(after["monitor"]), limit(after["retrain"])) == (8, 3)
+    assert limit(after["sweep"]) == 1  # not a fleet value: one sweep at a time
 
 
 def test_register_gives_up_with_a_message_when_the_prefect_api_never_answers(tmp_path: Path) -> None:

@@ -1,11 +1,15 @@
 #!/bin/sh
 # Creates the work pool, or syncs the base job template of the one that exists (a pool must never keep
 # a stale template), then registers the deployments of flows/prefect.yaml with their schedules and
-# triggers. Idempotent: run it on every install and upgrade.
+# triggers, and with this install's fleet settings written into a copy of it. Idempotent: run it on
+# every install and upgrade.
 #
 # Environment: PREFECT_API_URL, WORK_POOL, BASE_JOB_TEMPLATE (path of the JSON template),
 # DRIFTLOOP_HOME (the code, where flows/prefect.yaml's entrypoints are relative to),
 # PREFECT_FILE (relative to DRIFTLOOP_HOME), WAIT_SECONDS (how long to wait for the Prefect API).
+# The fleet, each left as flows/prefect.yaml has it when unset: MODELS_DIR (the folder of model files
+# the `sweep` deployment reads), SWEEP_INTERVAL_SECONDS (its schedule), MONITOR_CONCURRENCY and
+# RETRAIN_CONCURRENCY (the concurrency limits of the `monitor` and `retrain` deployments).
 set -eu
 
 python - <<'PY'
@@ -38,6 +42,75 @@ else
     prefect work-pool create "$WORK_POOL" --type kubernetes --base-job-template "$BASE_JOB_TEMPLATE"
 fi
 
+# The image's code folder is read-only: the adjusted copy goes to a folder of its own under /tmp.
+FLEET_DIR=$(mktemp -d)
+trap 'rm -rf "$FLEET_DIR"' EXIT
+python - "$DRIFTLOOP_HOME/$PREFECT_FILE" "$FLEET_DIR/prefect.yaml" <<'PY'
+import os
+import sys
+
+import yaml
+
+source, target = sys.argv[1:3]
+
+
+def setting(name):
+    raw = os.environ.get(name, "")
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        sys.exit(f"register: {name}={raw!r}: expected a whole number of 1 or more")
+    return int(raw)
+
+
+def deployment(name):
+    for declared in document.get("deployments") or []:
+        if declared.get("name") == name:
+            return declared
+    sys.exit(f"register: {source} has no deployment named {name!r}: expected sweep, monitor and retrain")
+
+
+def set_concurrency(declared, limit):
+    if isinstance(declared.get("concurrency_limit"), dict):
+        declared["concurrency_limit"]["limit"] = limit
+    else:
+        declared["concurrency_limit"] = limit
+
+
+with open(source) as file:
+    document = yaml.safe_load(file)
+sweep = deployment("sweep")
+models_dir = os.environ.get("MODELS_DIR")
+if models_dir:
+    sweep.setdefault("parameters", {})["models_dir"] = models_dir
+interval = setting("SWEEP_INTERVAL_SECONDS")
+if interval is not None:
+    intervals = [schedule for schedule in sweep.get("schedules") or [] if "interval" in schedule]
+    if not intervals:
+        sys.exit(f"register: {source}: deployment 'sweep' has no interval schedule to set to {interval} s")
+    for schedule in intervals:
+        schedule["interval"] = interval
+for name, variable in (("monitor", "MONITOR_CONCURRENCY"), ("retrain", "RETRAIN_CONCURRENCY")):
+    limit = setting(variable)
+    if limit is not None:
+        set_concurrency(deployment(name), limit)
+with open(target, "w") as file:
+    yaml.safe_dump(document, file, sort_keys=False)
+
+
+def limit_of(name):
+    limit = deployment(name).get("concurrency_limit")
+    return limit.get("limit") if isinstance(limit, dict) else limit
+
+
+every = ", ".join(f"{schedule['interval']} s" for schedule in sweep.get("schedules") or [] if "interval" in schedule)
+print(
+    f"register: sweep of {sweep.get('parameters', {}).get('models_dir')} every {every or '(no interval)'};"
+    f" monitor runs side by side: {limit_of('monitor')}; retrains side by side: {limit_of('retrain')}",
+    flush=True,
+)
+PY
+
 cd "$DRIFTLOOP_HOME"
-prefect --no-prompt deploy --all --prefect-file "$PREFECT_FILE"
+prefect --no-prompt deploy --all --prefect-file "$FLEET_DIR/prefect.yaml"
 echo "register: work pool $WORK_POOL and the deployments of $PREFECT_FILE are up to date"

@@ -28,6 +28,14 @@ what it expects. Called from validation.yaml, so every render runs them.
 {{- if and $v.models $v.modelsExistingConfigMap -}}
 {{- $errors = append $errors "models: set either models or modelsExistingConfigMap, not both" -}}
 {{- end -}}
+{{- /* The schema says the same; this holds when it is skipped (`--skip-schema-validation`), because
+the register hook writes these numbers into flows/prefect.yaml as they are. */ -}}
+{{- range $key := list "sweepIntervalSeconds" "monitorConcurrency" "retrainConcurrency" -}}
+{{- $n := index $v.fleet $key -}}
+{{- if not (and (or (kindIs "int" $n) (kindIs "int64" $n) (kindIs "float64" $n)) (eq (float64 $n) (float64 (int64 $n))) (ge (int64 $n) 1)) -}}
+{{- $errors = append $errors (printf "fleet.%s: expected a whole number of 1 or more, got %v" $key $n) -}}
+{{- end -}}
+{{- end -}}
 {{- if $errors -}}
 {{- fail (printf "\n%s" (join "\n" $errors)) -}}
 {{- end -}}
