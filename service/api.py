@@ -12,7 +12,6 @@ from __future__ import annotations
 import hmac
 import os
 import urllib.request
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Response
@@ -22,8 +21,9 @@ from pydantic import BaseModel
 from service import history, orchestrator
 from service.catalog import describe_version, list_models
 from service.errors import DriftloopError, PromotionError, RegistryError
+from service.fleet import ModelsDirectory
 from service.metrics import render_metrics
-from service.settings import Config, Settings, load_config
+from service.settings import Config, Settings
 
 VersionsQuery = Annotated[int, Query(ge=0, le=1000, description="Newest versions listed per environment.")]
 
@@ -39,14 +39,6 @@ class EnvironmentRequest(BaseModel):
 class Started(BaseModel):
     flow_run_id: str
     deployment: str
-
-
-def _configs(models_dir: Path) -> dict[str, Config]:
-    configs = {}
-    for path in sorted(models_dir.glob("*.y*ml")) if models_dir.is_dir() else []:
-        config = load_config(path)
-        configs[config.model.name] = config
-    return configs
 
 
 def _tracking_uri(settings: Settings, configs: dict[str, Config]) -> str:
@@ -76,8 +68,8 @@ def _token_check(settings: Settings, required: bool) -> Any:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    configs = _configs(settings.models_dir)
-    tracking_uri = _tracking_uri(settings, configs)
+    models_dir = ModelsDirectory(settings.models_dir)  # read again when a model file changes
+    tracking_uri = _tracking_uri(settings, models_dir.configs())
     app = FastAPI(title="driftloop", version="0.1.0", description=__doc__)
     read = _token_check(settings, required=settings.api_protect_reads)
     write = _token_check(settings, required=True)
@@ -88,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return MlflowClient(tracking_uri, registry_uri=tracking_uri)
 
     def config_of(name: str) -> Config:
+        configs = models_dir.configs()
         if name not in configs:
             raise HTTPException(404, f"no model named {name!r} is configured in {settings.models_dir}")
         return configs[name]
@@ -127,11 +120,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[read],
     )
     def metrics() -> Response:
-        return Response(render_metrics(client(), configs), media_type="text/plain; version=0.0.4")
+        return Response(render_metrics(client(), models_dir.configs()), media_type="text/plain; version=0.0.4")
 
     @app.get("/models", tags=["registry"], summary="Every driftloop model with its environments.", dependencies=[read])
     def models(versions: VersionsQuery = 20) -> dict[str, Any]:
-        return {"models": [view.to_dict() for view in list_models(tracking_uri, versions_limit=versions)]}
+        # The registry's models (a removed file's history included), what the folder configures now, and
+        # the files that do not load, by path.
+        return {
+            "models": [view.to_dict() for view in list_models(tracking_uri, versions_limit=versions)],
+            "configured": sorted(models_dir.configs()),
+            "config_errors": models_dir.errors(),
+        }
 
     @app.get(
         "/models/{name}",
@@ -141,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses={404: {"description": "No such model."}},
     )
     def model(name: str, versions: VersionsQuery = 20) -> dict[str, Any]:
+        configs = models_dir.configs()
         envs = configs[name].environments if name in configs else None
         views = list_models(tracking_uri, name, envs, versions_limit=versions)
         if not views:

@@ -88,6 +88,36 @@ def _without_duplicates(entries: list[ModelEntry]) -> list[ModelEntry]:
     return result
 
 
+class ModelsDirectory:
+    """The models directory as a long-running server reads it: read again whenever a file is added,
+    removed or changed, so a model added to the ConfigMap is served without a restart. A file that does
+    not load is listed in ``errors``, never fatal for the others."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._stamp: tuple[tuple[str, int], ...] | None = None
+        self._entries: list[ModelEntry] = []
+
+    def _current_stamp(self) -> tuple[tuple[str, int], ...]:
+        if not self.folder.is_dir():
+            return ()
+        files = sorted({path for pattern in MODEL_FILE_PATTERNS for path in self.folder.glob(pattern)})
+        return tuple((str(path), path.stat().st_mtime_ns) for path in files)
+
+    def entries(self) -> list[ModelEntry]:
+        stamp = self._current_stamp()
+        if stamp != self._stamp:
+            self._entries = load_fleet([Path(path) for path, _ in stamp])
+            self._stamp = stamp
+        return self._entries
+
+    def configs(self) -> dict[str, Config]:
+        return {entry.name: entry.config for entry in self.entries() if entry.config is not None}
+
+    def errors(self) -> dict[str, str]:
+        return {str(entry.path): entry.error for entry in self.entries() if entry.error is not None}
+
+
 def exit_code_of(exc: BaseException) -> int:
     """A dependency's failure (a server down, a timeout) is 3; bad input, and anything else, is 2."""
     return EXIT_INFRASTRUCTURE if is_transient(exc) else EXIT_BAD_INPUT

@@ -26,7 +26,6 @@ from service.contracts import (
     DataContract,
     conform,
     contract_from_dict,
-    contract_from_reference,
     validate_batch,
 )
 from service.data import fingerprint, frame_hash, read_frame, read_window
@@ -82,14 +81,6 @@ def _prepared_reference(uris: tuple[str, ...], contract: DataContract) -> tuple[
     validate_batch(frame, contract, ", ".join(uris), require_target=True)
     frame = conform(frame, contract)
     return frame, profile_reference(frame, contract.numerical, contract.categorical)
-
-
-def bootstrap_contract(config: Config) -> tuple[pd.DataFrame, DataContract]:
-    """The configured reference and its contract, for training the first champion."""
-    uri = config.resolve(config.data.reference)
-    frame = read_frame(uri)
-    contract = contract_from_reference(frame, config, uri)
-    return conform(frame, contract), contract
 
 
 def current_reference(registry: Registry) -> Reference | None:

@@ -15,10 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api import create_app
-from service.monitor import bootstrap_contract
 from service.promote import promote_through
 from service.registry import Registry
-from service.retrain import evaluate_challenger, fit_challenger, register_challenger, settle
+from service.retrain import evaluate_challenger, fit_challenger, load_window, register_challenger, settle
 from service.settings import Settings, load_config
 
 TOKEN = "s3cret-token"
@@ -29,8 +28,9 @@ def trained(world: Callable[..., Path]) -> Path:
     """A config whose store has v1 champion in dev and staging, waiting for approval in prod."""
     config_path = world(n_batches=1, drift_at=2)
     registry = Registry(load_config(config_path))
-    frame, contract = bootstrap_contract(registry.config)
-    challenger = fit_challenger(registry.config, contract, frame, [registry.config.resolve("data/reference.csv")])
+    uris = [registry.config.resolve("data/reference.csv")]
+    frame, contract, dropped = load_window(uris, registry.config)
+    challenger = fit_challenger(registry.config, contract, frame, uris, dropped)
     decision = evaluate_challenger(registry, challenger, contract)
     version = register_challenger(registry, challenger, contract, decision, drift_run_id=None, flow_run_id=None)
     settle(registry, version, decision)

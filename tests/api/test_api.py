@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import TOKEN, Hooks, aliases, events_named
 from fastapi.testclient import TestClient
 
@@ -145,3 +146,23 @@ def test_check_answers_503_when_prefect_is_unreachable(api: TestClient, monkeypa
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     response = api.post("/models/weather/retrain", headers=AUTH)
     assert response.status_code == 503 and "unreachable" in response.json()["detail"]
+
+
+def test_the_fleet_is_read_again_when_a_model_file_is_added_and_a_bad_file_is_listed_not_fatal(
+    api: TestClient, trained: Path
+) -> None:
+    # given a running API over a models folder with one model
+    assert api.get("/models").json()["configured"] == ["weather"]
+    assert api.post("/models/rain/promote", json={"to": "staging"}, headers=AUTH).status_code == 404
+    # when a model file is added, and a file with a typo
+    document = yaml.safe_load(trained.read_text())
+    document["model"]["name"] = "rain"
+    (trained.parent / "rain.yaml").write_text(yaml.safe_dump(document))
+    (trained.parent / "typo.yaml").write_text("model: {name: typo, task: classification}\n")
+    # then the API serves the new model with no restart, and names the bad file and its key
+    listing = api.get("/models").json()
+    assert listing["configured"] == ["rain", "weather"]
+    [(path, error)] = listing["config_errors"].items()
+    assert path.endswith("typo.yaml") and "model.target: required key is missing" in error
+    refused = api.post("/models/rain/promote", json={"to": "staging"}, headers=AUTH)
+    assert refused.status_code == 409 and "rain-dev has no @champion" in refused.json()["detail"]
