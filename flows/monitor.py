@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.runtime import flow_run
 
@@ -28,6 +28,7 @@ class MonitorSummary:
     retrains: list[RetrainSummary] = field(default_factory=list)
     config_changes: list[str] = field(default_factory=list)
     retrain_requested: str | None = None  # a drift check whose retrain was handed to the retrain deployment
+    skipped: bool = False  # another pass of this model was running
 
     @property
     def quarantined(self) -> list[BatchVerdict]:
@@ -48,7 +49,10 @@ def monitor(
     again by the next pass. Bad batches are quarantined and the pass goes on."""
     config, registry = tasks.load(config_path)
     # Two passes of one model at once could both record the same new batch: one at a time per model.
-    with model_slot("monitor", config.model.name):
+    with model_slot("monitor", config.model.name) as ours:
+        if not ours:
+            get_run_logger().info("pass skipped: a pass of %s is running", config.model.name)
+            return MonitorSummary(model=config.model.name, skipped=True)
         return _pass(config_path, config, registry, batches, retrain_via)
 
 

@@ -13,6 +13,9 @@ from service.promote import Outcome
 
 def verdict_line(verdict: BatchVerdict) -> str:
     name = verdict.batch_uri.rsplit("/", 1)[-1]
+    if verdict.quarantined:
+        when = "quarantined earlier" if verdict.already_checked else "QUARANTINED"
+        return f"  {name:<18} {when}: {verdict.reason.splitlines()[0]}"
     if verdict.already_checked:
         return f"  {name:<18} already checked ({'drift' if verdict.dataset_drift else 'no drift'})"
     state = "DRIFT   " if verdict.dataset_drift else "no drift"
@@ -21,8 +24,10 @@ def verdict_line(verdict: BatchVerdict) -> str:
     return f"  {name:<18} {state} {verdict.drifted_share:>4.0%} of columns{columns} {action}"
 
 
-def echo_outcome(outcome: Outcome) -> None:
+def echo_outcome(outcome: Outcome, failures: list[str] | None = None) -> None:
     typer.echo(f"  {outcome.env:<8} {outcome.action:<18} {outcome.message}")
+    for failure in failures or []:  # the move stands; the person who made it should know who was not told
+        typer.secho(f"warning: {failure}", err=True, fg=typer.colors.YELLOW)
 
 
 def echo_retrain(summary: Any, title: str) -> None:
@@ -34,13 +39,34 @@ def echo_retrain(summary: Any, title: str) -> None:
 def echo_monitor_summary(summary: Any, show_old: bool = True) -> None:
     if summary.bootstrap is not None:
         echo_retrain(summary.bootstrap, "no champion yet: trained one on the reference")
+    for change in summary.config_changes:
+        typer.echo(f"  config changed: {change}; takes effect at the next retrain (driftloop retrain)")
     retrains = iter(summary.retrains)
+    if len(summary.retrains) > sum(verdict.retrain for verdict in summary.verdicts):
+        echo_retrain(next(retrains), "  pending retrain from an earlier pass")
     for verdict in summary.verdicts:
         if verdict.already_checked and not show_old:
             continue
         typer.echo(verdict_line(verdict))
-        if verdict.retrain:
+        if verdict.retrain and summary.retrain_requested == verdict.check_run_id:
+            typer.echo("  → retrain requested from the retrain deployment; later batches wait for its champion")
+        elif verdict.retrain:
             echo_retrain(next(retrains), "  retrained")
+
+
+def echo_fleet(reports: list[Any]) -> None:
+    """The pass summary: one row per model, and each model's error in full below the table."""
+    header = f"{'model':<20} {'checked':>7} {'drift':>5} {'retrained':>9} {'promoted':>8} {'quarantined':>11}  status"
+    typer.echo("\n" + header)
+    for report in reports:
+        status = "ok" if report.exit_code == 0 else f"error (exit {report.exit_code})"
+        typer.echo(
+            f"{report.model:<20} {report.checked:>7} {report.drifted:>5} {report.retrained:>9} "
+            f"{report.promoted:>8} {report.quarantined:>11}  {status}"
+        )
+    for report in reports:
+        if report.error:
+            typer.echo(f"{report.model} ({report.source}): {report.error}", err=True)
 
 
 def echo_models(views: list[ModelView]) -> None:

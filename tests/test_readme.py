@@ -25,7 +25,19 @@ def test_readme_config_example_is_valid_and_shows_the_defaults() -> None:
 
 def test_every_command_in_the_readme_table_exists() -> None:
     commands = set(re.findall(r"^\| `driftloop (\w+)", README, re.M))
-    assert commands == {"demo", "run", "drift", "models", "promote", "approve", "rollback", "predict", "serve"}
+    assert commands == {
+        "demo",
+        "run",
+        "retrain",
+        "batches",
+        "drift",
+        "models",
+        "promote",
+        "approve",
+        "rollback",
+        "predict",
+        "serve",
+    }
     for command in commands:
         result = CliRunner().invoke(app, [command, "--help"])
         assert result.exit_code == 0, (command, result.output)

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from service.cli import JsonOption, _config_path, _load, app, reported_errors
+from service.cli.app import JsonOption, app, config_path, load, reported_errors
 
 ConfigsOption = Annotated[
     list[Path] | None,
@@ -33,7 +33,7 @@ def _model_paths(configs: list[Path] | None, models: Path | None) -> list[Path]:
     folder = models or (Path(os.environ["DRIFTLOOP_MODELS_DIR"]) if os.environ.get("DRIFTLOOP_MODELS_DIR") else None)
     if folder is not None:
         paths += model_files(folder)
-    return paths or [Path(_config_path(None))]
+    return paths or [Path(config_path(None))]
 
 
 @app.command()
@@ -82,10 +82,10 @@ def retrain(
     from service.console import echo_retrain
 
     with reported_errors():
-        _load(config, name)
+        load(config, name)
         from flows.retrain import retrain as retrain_flow
 
-        summary = retrain_flow(_config_path(config), drift_run_id=drift_run)
+        summary = retrain_flow(config_path(config), drift_run_id=drift_run)
     if summary is None:
         typer.echo(f"{name}: nothing to retrain (the drift check was answered or is stale)")
     else:
@@ -103,7 +103,7 @@ def batches(
     from service.registry import Registry
 
     with reported_errors():
-        rows = quarantined(Registry(_load(config, name)))
+        rows = quarantined(Registry(load(config, name)))
     if as_json:
         typer.echo(json.dumps({"model": name, "quarantined": [row.__dict__ for row in rows]}, indent=2))
         return

@@ -1,0 +1,93 @@
+"""Commands over the registry: list models, promote, approve, roll back, score a batch."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from service.cli.app import ConfigOption, JsonOption, app, config_path, fail, load, reported_errors
+
+
+@app.command()
+def models(
+    name: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List models, their versions and where each alias points in each environment."""
+    from service.catalog import list_models
+    from service.console import echo_models
+
+    with reported_errors():
+        path = Path(config_path(config))
+        loaded = load(config) if path.exists() or config else None
+        uri = loaded.tracking_uri() if loaded else os.environ.get("MLFLOW_TRACKING_URI")
+        if uri is None:
+            fail(f"{path}: config file not found and MLFLOW_TRACKING_URI is unset: expected one of them")
+        views = list_models(uri, name, loaded.environments if loaded else None)
+    if name is not None and not views:
+        fail(f"no model named {name!r} in the registry at {uri}")
+    if as_json:
+        typer.echo(json.dumps({"models": [view.to_dict() for view in views]}, indent=2))
+    else:
+        echo_models(views)
+
+
+def _move(config: Path | None, name: str, env: str, action: str) -> None:
+    from service.console import echo_outcome
+    from service.registry import Registry
+    from service.steering import steer  # not the promote flow: a flow run starts a Prefect server first
+
+    with reported_errors():
+        steered = steer(Registry(load(config, name)), env, action)
+    echo_outcome(steered.outcome, steered.failures)
+
+
+@app.command()
+def promote(
+    name: str,
+    to: Annotated[str, typer.Option("--to", help="Environment to promote into.")],
+    config: ConfigOption = None,
+) -> None:
+    """Promote the champion of the environment before TO into TO (by its policy)."""
+    _move(config, name, to, "promote")
+
+
+@app.command()
+def approve(
+    name: str,
+    env: Annotated[str, typer.Option(help="Environment whose waiting version to approve.")] = "prod",
+    config: ConfigOption = None,
+) -> None:
+    """Approve the version awaiting approval in ENV: it becomes @champion."""
+    _move(config, name, env, "approve")
+
+
+@app.command()
+def rollback(
+    name: str,
+    env: Annotated[str, typer.Option(help="Environment to roll back.")],
+    config: ConfigOption = None,
+) -> None:
+    """Move ENV's @champion back to its @previous version."""
+    _move(config, name, env, "rollback")
+
+
+@app.command()
+def predict(
+    env: Annotated[str, typer.Option(help="Environment whose champion scores.")],
+    input_uri: Annotated[str, typer.Option("--input", help="Batch to score (csv/parquet, any fsspec URI).")],
+    output_uri: Annotated[str, typer.Option("--output", help="Where to write the batch with predictions.")],
+    config: ConfigOption = None,
+) -> None:
+    """Score a batch with ENV's @champion."""
+    with reported_errors():
+        load(config).registered_name(env)
+        from flows.inference import batch_inference
+
+        summary = batch_inference(config_path(config), env, input_uri, output_uri)
+    typer.echo(f"scored {summary.rows} rows with {summary.model_uri} → {summary.output_uri}")
