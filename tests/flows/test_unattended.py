@@ -61,6 +61,7 @@ def test_a_retried_check_recording_counts_the_batch_once(
 ) -> None:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
 
     # given a champion, and a report upload that fails once with a server error
     config_path = world(n_batches=2, drift_at=2)
@@ -75,7 +76,7 @@ def test_a_retried_check_recording_counts_the_batch_once(
     def flaky_log_text(self: MlflowClient, run_id: str, text: str, artifact_file: str) -> None:
         if artifact_file.endswith("drift_report.html") and not failures:
             failures.append(run_id)
-            raise MlflowException("upstream connect error", error_code="TEMPORARILY_UNAVAILABLE")
+            raise MlflowException("upstream connect error", error_code=TEMPORARILY_UNAVAILABLE)
         real_log_text(self, run_id, text, artifact_file)
 
     monkeypatch.setattr(MlflowClient, "log_text", flaky_log_text)
