@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from service.promote import promote_through
 from service.registry import Registry
 from service.retrain import evaluate_challenger, fit_challenger, load_window, register_challenger, settle
 from service.settings import Settings, load_config
+from tests.support import Hooks, webhook_receiver
 
 TOKEN = "s3cret-token"
 
@@ -49,37 +48,10 @@ def aliases(api: TestClient, env: str) -> dict[str, str]:
     return next(e["aliases"] for e in listing["environments"] if e["env"] == env)
 
 
-class Hooks(HTTPServer):
-    """A webhook receiver on 127.0.0.1: what it was sent, and the status it answers with."""
-
-    status = 204
-    received: list[tuple[dict[str, str], dict[str, object]]]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_port}/hook"
-
-
-class _Hook(BaseHTTPRequestHandler):
-    server: Hooks
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.append((dict(self.headers), json.loads(body)))
-        self.send_response(self.server.status)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def hooks() -> Iterator[Hooks]:
-    server = Hooks(("127.0.0.1", 0), _Hook)
-    server.received = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
+    with webhook_receiver() as server:
+        yield server
 
 
 def events_named(prefect_api: str, name: str, since: datetime) -> list[dict[str, object]]:

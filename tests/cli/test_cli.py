@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.support import enter_dev as add_dev_champion
+
 DRIFTLOOP = shutil.which("driftloop") or pytest.fail("the driftloop console script is not installed")
 
 
@@ -233,18 +235,10 @@ def test_commands_on_an_unknown_model_or_environment_exit_2(
 
 
 def enter_dev(config: Path) -> None:
-    """A new dev @champion registered from a bare MLflow run: moving aliases needs no trained model."""
-    from service.registry import CHAMPION, PREVIOUS, Registry
+    from service.registry import Registry
     from service.settings import load_config
 
-    registry = Registry(load_config(config))
-    client, name = registry.client, registry.ensure_model("dev")
-    run = client.create_run(registry.experiment_id("training"))
-    created = client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
-    current = registry.at_alias("dev", CHAMPION)
-    if current is not None:
-        registry.set_alias("dev", PREVIOUS, current)
-    client.set_registered_model_alias(name, CHAMPION, str(created.version))
+    add_dev_champion(Registry(load_config(config)))
 
 
 def test_promote_approve_and_rollback_move_aliases_at_once_and_models_shows_where_each_version_stands(

@@ -9,69 +9,35 @@ move after that goes through ``service.steering``, the path the API, the CLI and
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
 
 from service.catalog import list_models
-from service.registry import CHAMPION, PREVIOUS, Registry
+from service.registry import CHAMPION, Registry
 from service.settings import Settings, load_config
 from service.steering import steer
-
-
-class Hooks(HTTPServer):
-    status = 204
-    received: list[tuple[dict[str, str], dict[str, object]]]
-
-
-class Hook(BaseHTTPRequestHandler):
-    server: Hooks
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.append((dict(self.headers), json.loads(body)))
-        self.send_response(self.server.status)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
+from tests.support import Hooks, enter_dev, webhook_receiver
 
 
 @pytest.fixture
 def hooks() -> Iterator[Hooks]:
-    server = Hooks(("127.0.0.1", 0), Hook)
-    server.received = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
+    with webhook_receiver() as server:
+        yield server
 
 
 def hook_url(server: Hooks) -> str:
-    return f"http://127.0.0.1:{server.server_port}/hook"
+    return server.url
 
 
 @pytest.fixture
 def registry(world: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> Registry:
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     return Registry(load_config(world(n_batches=1, drift_at=2)))
-
-
-def enter_dev(registry: Registry) -> str:
-    """A new dev @champion, registered from a bare run; the champion it replaces becomes @previous."""
-    client, name = registry.client, registry.ensure_model("dev")
-    run = client.create_run(registry.experiment_id("training"))
-    created = client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
-    current = registry.at_alias("dev", CHAMPION)
-    if current is not None:
-        registry.set_alias("dev", PREVIOUS, current)
-    client.set_registered_model_alias(name, CHAMPION, str(created.version))
-    return str(created.version)
 
 
 def events_named(prefect_api: str, name: str, since: datetime) -> list[dict[str, object]]:
