@@ -4,12 +4,14 @@ cluster), so one model's crash, OOM or bad data never touches another's."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
 from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
 
 from flows import tasks
+from service.fleet import is_due
 
 MONITOR_DEPLOYMENT = "monitor/monitor"
 
@@ -26,11 +28,15 @@ class Started:
 def sweep(models_dir: str = "/etc/driftloop/models", retrain_via: str = "event") -> list[Started]:
     """Read the models directory afresh (a new file is picked up with nothing restarted) and start a
     monitor run per model, tagged and named by model so the Prefect UI can filter them."""
-    started = []
+    started, now = [], datetime.now(UTC)
     for entry in tasks.load_fleet(models_dir):
         if entry.error is not None:
             get_run_logger().error("%s: %s", entry.path, entry.error)
             started.append(Started(entry.name, str(entry.path), None, entry.error))
+            continue
+        every = entry.config.data.check_every if entry.config else None
+        if every is not None and not is_due(last_pass_started(entry.name), every, now):
+            get_run_logger().info("%s: not due (data.check_every: %s s)", entry.name, every)
             continue
         run = run_deployment(
             MONITOR_DEPLOYMENT,
@@ -43,3 +49,18 @@ def sweep(models_dir: str = "/etc/driftloop/models", retrain_via: str = "event")
         )
         started.append(Started(entry.name, str(entry.path), str(run.id)))
     return started
+
+
+def last_pass_started(model: str) -> datetime | None:
+    """When the newest monitor run of ``model`` was started (or is due to start), from the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"model:{model}"])),
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+            limit=1,
+        )
+    return (runs[0].start_time or runs[0].expected_start_time) if runs else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,11 @@ class ModelsDirectory:
 
     def errors(self) -> dict[str, str]:
         return {str(entry.path): entry.error for entry in self.entries() if entry.error is not None}
+
+
+def is_due(last_pass: datetime | None, check_every: int | None, now: datetime) -> bool:
+    """Whether a model's pass is due: at every sweep, unless its file asks for passes further apart."""
+    return check_every is None or last_pass is None or (now - last_pass).total_seconds() >= check_every
 
 
 def exit_code_of(exc: BaseException) -> int:

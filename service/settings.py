@@ -85,15 +85,13 @@ class ModelSection(_Strict):
 class DataSection(_Strict):
     reference: str = Field(description="Reference data (csv or parquet, any fsspec URI).")
     current: str = Field(description="One batch or a glob of batches, taken in name order.")
+    check_every: int | None = Field(default=None, ge=60, description="Seconds between passes; default: every sweep.")
 
 
 class ContractSection(_Strict):
     min_rows: int = Field(default=10, ge=1, description="Fewest rows a batch may have.")
     max_unseen_category_share: float = Field(
-        default=0.05,
-        ge=0.0,
-        le=1.0,
-        description="Largest share of a categorical column's values not seen in the reference.",
+        default=0.05, ge=0.0, le=1.0, description="Largest share of a categorical column's values unseen in reference."
     )
     max_missing_target_share: float = Field(
         default=0.05, ge=0.0, le=1.0, description="Largest share of a batch's rows with no target; training drops them."

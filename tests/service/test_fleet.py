@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from service.errors import ConfigError, DataSourceError, RegistryUnavailable
-from service.fleet import ModelEntry, ModelReport, load_fleet, model_files, run_fleet, worst_exit_code
+from service.fleet import ModelEntry, ModelReport, is_due, load_fleet, model_files, run_fleet, worst_exit_code
 
 
 def write_model(folder: Path, file: str, name: str, **extra: object) -> Path:
@@ -73,3 +73,13 @@ def test_one_models_failure_never_stops_another_and_the_worst_exit_code_wins(tmp
     assert reports["c"].exit_code == 2 and reports["c"].error == "KeyError: 'surprise'"
     assert reports["d"].exit_code == 0 and reports["d"].checked == 1
     assert worst_exit_code(list(reports.values())) == 3
+
+
+def test_a_pass_is_due_at_every_sweep_unless_the_model_asks_for_passes_further_apart() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    assert is_due(now - timedelta(minutes=5), None, now)  # no check_every: every sweep
+    assert is_due(None, 3600, now)  # never run yet
+    assert not is_due(now - timedelta(minutes=30), 3600, now)
+    assert is_due(now - timedelta(minutes=60), 3600, now)

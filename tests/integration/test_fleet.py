@@ -1,0 +1,162 @@
+"""A fleet of models on the real stack: the sweep deployment starts one monitor run per model file, a
+new file is picked up by the next sweep, and retrains of different models run side by side while
+one model's never overlap.
+
+The stack is the one of ``conftest.py``: PostgreSQL, ``prefect server``, ``mlflow server`` and a process
+worker (standing in for the Kubernetes one) holding the deployments of ``flows/prefect.yaml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from service.stack import Stack
+from tests.integration.conftest import World
+from tests.integration.helpers import (
+    TERMINAL,
+    deployment_runs,
+    emit,
+    start_deployment,
+    wait_for_flow_run,
+)
+
+SWEEP, MONITOR, RETRAIN = "sweep/sweep", "monitor/monitor", "retrain/retrain"
+
+
+def model_file(world: World, folder: Path) -> Path:
+    """The world's config in a models folder, its data paths made absolute."""
+    document = yaml.safe_load(world.config_path.read_text())
+    data = world.config_path.parent / "data"
+    document["data"].update(reference=str(data / "reference.csv"), current=str(data / "stream" / "*.csv"))
+    path = folder / f"{world.name}.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def sweep(folder: Path, since: datetime) -> dict[str, Any]:
+    """Run the sweep deployment over ``folder``; return the finished monitor run of each model, by model."""
+    run = wait_for_flow_run(start_deployment(SWEEP, {"models_dir": str(folder), "retrain_via": "event"}), 120)
+    assert run.state.type.value == "COMPLETED", run.state.message
+    monitors = {}
+    for monitor in deployment_runs(MONITOR, since):
+        model = next(tag.removeprefix("model:") for tag in monitor.tags if tag.startswith("model:"))
+        monitors[model] = wait_for_flow_run(monitor.id, 400)
+    return monitors
+
+
+def retrains_of(world: World, since: datetime) -> list[Any]:
+    return [
+        run for run in deployment_runs(RETRAIN, since) if run.parameters.get("config_path") == str(world.config_path)
+    ]
+
+
+def test_the_sweep_runs_every_model_in_its_own_run_names_the_bad_file_and_picks_up_a_new_one(
+    stack: Stack, make_world: Callable[..., World], prefect_client_settings: str, tmp_path: Path
+) -> None:
+    # given a models folder: a classifier, a regressor and a file with a typo
+    folder = tmp_path / "models"
+    folder.mkdir()
+    model_file(make_world("fleet-a", n_batches=3, drift_at=9), folder)
+    # (the regressor asks for a pass once a day: the second sweep leaves it alone)
+    regressor = make_world(
+        "fleet-b",
+        n_batches=3,
+        drift_at=9,
+        config={"model": {"task": "regression", "target": "humidity"}, "data": {"check_every": 86400}},
+    )
+    model_file(regressor, folder)
+    (folder / "fleet-broken.yaml").write_text("model: {name: fleet-broken, task: classification}\n")
+    since = datetime.now(UTC)
+    # when the sweep runs
+    monitors = sweep(folder, since)
+    # then each good model had its own monitor run, named and tagged by model, that checked its batches
+    assert set(monitors) == {"fleet-a", "fleet-b"}
+    for model, run in monitors.items():
+        assert run.state.type.value == "COMPLETED", (model, run.state.message)
+        assert run.name == f"monitor-{model}"
+    a_checks = _checks(folder / "fleet-a.yaml")
+    assert len(a_checks) == 3 and len(_checks(folder / "fleet-b.yaml")) == 3
+    # when a model file is added and the sweep runs again, with nothing restarted
+    model_file(make_world("fleet-c", n_batches=2, drift_at=9), folder)
+    again = sweep(folder, datetime.now(UTC))
+    # then the new model is checked, the classifier finds nothing new, and the regressor is not due
+    assert set(again) == {"fleet-a", "fleet-c"}
+    assert all(run.state.type.value == "COMPLETED" for run in again.values())
+    assert len(_checks(folder / "fleet-c.yaml")) == 2
+    assert _checks(folder / "fleet-a.yaml") == a_checks
+
+
+def _checks(config_path: Path) -> list[str]:
+    from service.registry import Registry
+    from service.settings import load_config
+
+    registry = Registry(load_config(config_path))
+    runs = registry.client.search_runs(
+        [registry.experiment_id("monitoring")], "tags.`driftloop.kind` = 'drift_check'", max_results=1000
+    )
+    return sorted(run.info.run_id for run in runs)
+
+
+def test_one_models_retrains_never_overlap_while_another_models_retrain_runs_side_by_side(
+    stack: Stack, make_world: Callable[..., World], prefect_client_settings: str
+) -> None:
+    from prefect.events import Event
+
+    from flows.slots import model_slot
+    from service.notify import retrain_requested
+
+    # given two models with a champion, their drifted batches not yet arrived
+    worlds = {name: make_world(name, n_batches=5, drift_at=4) for name in ("pair-a", "pair-b")}
+    for world in worlds.values():
+        world.hold(4, 5)
+        _monitor(world)
+    since = datetime.now(UTC)
+    a, b = worlds["pair-a"], worlds["pair-b"]
+    # when pair-a's retrain slot is busy (held here, as a long retrain of pair-a would hold it), the drift
+    # arrives for both, and pair-a gets a burst of two more requests for the same drift check
+    with model_slot("retrain", "pair-a") as held:
+        assert held
+        for world in worlds.values():
+            world.deliver(4, 5)
+            _monitor(world)
+        (check,) = [r for r in a.runs("monitoring") if r.data.tags["driftloop.batch_uri"].endswith("batch_005.csv")]
+        request = retrain_requested("pair-a", str(a.config_path), check.info.run_id)
+        emit([Event(event=request.event, resource=request.resource, payload=request.body()) for _ in range(2)])
+        # then pair-b's retrain runs and trains meanwhile: another model's slot does not hold it back
+        (b_run,) = _wait_all(lambda: retrains_of(b, since), 1)
+        assert b_run.state.type.value == "COMPLETED", b_run.state.message
+        assert len(b.runs("training")) == 2
+        # and pair-a's three retrain runs end at once without training, beside the one holding its slot
+        a_runs = _wait_all(lambda: retrains_of(a, since), 3)
+        assert {run.state.type.value for run in a_runs} == {"COMPLETED"}
+        assert len(a.runs("training")) == 1
+    # when the slot is free and pair-a's next pass runs, its decision, still pending, is asked for again
+    _monitor(a)
+    # then exactly one more retrain trains for it
+    _wait_all(lambda: retrains_of(a, since), 4)
+    assert len(a.runs("training")) == 2
+    assert a.registry().version("dev", "2").tags["driftloop.drift_run_id"] == check.info.run_id
+
+
+def _monitor(world: World) -> None:
+    run = wait_for_flow_run(
+        start_deployment(MONITOR, {"config_path": str(world.config_path), "retrain_via": "event"}), 400
+    )
+    assert run.state.type.value == "COMPLETED", run.state.message
+
+
+def _wait_all(read: Callable[[], list[Any]], count: int, timeout: float = 600) -> list[Any]:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = read()
+        if len(runs) >= count and all(run.state and run.state.type.value in TERMINAL for run in runs):
+            return runs
+        assert time.monotonic() < deadline, [run.state.type.value if run.state else None for run in runs]
+        time.sleep(2)
