@@ -53,6 +53,7 @@ def _retrain(
     outcomes = [tasks.settle(registry, candidate, decision)]
     if outcomes[0].action != "rejected":
         outcomes += tasks.promote_through(registry)
+    tasks.mark_settled(registry, candidate)  # last: until here, the drift check still waits for an answer
     finished = notify.retrain_finished(
         config.model.name, outcomes[0].env, candidate.version, decision.reason, decision.passed
     )

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 
 from prefect.client.orchestration import get_client
-from prefect.concurrency._asyncio import AcquireConcurrencySlotTimeoutError
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists
 
-ACQUIRE_SECONDS = 2.0  # long enough for one round trip to a busy API, short enough not to queue
+ACQUIRE_SECONDS = 3600.0  # only ever waited for in the rare race of two runs seeing the slot free
+# A slot whose holder died without releasing it (an OOM-killed Job; an embedded API whose leases nobody
+# expires) frees itself within the hour instead of stopping that model for good. A run releases its
+# slot as usual when it ends: the decay only matters for orphans.
+ORPHAN_DECAY = 1 / 3600
 
 
 def slot_name(kind: str, model: str) -> str:
@@ -30,18 +33,18 @@ def slot_name(kind: str, model: str) -> str:
 def model_slot(kind: str, model: str, wait: bool = False) -> Iterator[bool]:
     """Hold the one slot of ``kind`` work for ``model`` (created on first use); yield whether it is ours.
 
-    ``wait=False`` gives up after a moment and yields False when another run holds it."""
+    ``wait=False`` yields False at once when another run holds it. Whether it is held is read from the
+    limit's active slots, not from an acquisition timing out: a slow API must never look like a busy slot."""
     name = slot_name(kind, model)
     with get_client(sync_client=True) as client:
         try:
-            client.upsert_global_concurrency_limit_by_name(name, 1)
+            client.upsert_global_concurrency_limit_by_name(name, 1, slot_decay_per_second=ORPHAN_DECAY)
         except ObjectAlreadyExists:  # another run created it between our read and our create
             pass
-    held = ExitStack()
-    try:  # only the acquisition may time out: what the block raises is not caught here
-        held.enter_context(concurrency(name, occupy=1, strict=True, timeout_seconds=None if wait else ACQUIRE_SECONDS))
-    except AcquireConcurrencySlotTimeoutError:
+        busy = client.read_global_concurrency_limit_by_name(name).active_slots >= 1
+    if busy and not wait:
         yield False
         return
-    with held:
+    # Free a moment ago: take it, waiting if another run took it in between (rare; both then re-plan).
+    with concurrency(name, occupy=1, strict=True, timeout_seconds=ACQUIRE_SECONDS):
         yield True

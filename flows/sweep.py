@@ -11,7 +11,7 @@ from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
 
 from flows import tasks
-from service.fleet import is_due
+from service.fleet import ModelEntry, is_due
 
 MONITOR_DEPLOYMENT = "monitor/monitor"
 
@@ -29,15 +29,16 @@ def sweep(models_dir: str = "/etc/driftloop/models", retrain_via: str = "event")
     """Read the models directory afresh (a new file is picked up with nothing restarted) and start a
     monitor run per model, tagged and named by model so the Prefect UI can filter them."""
     started, now = [], datetime.now(UTC)
-    for entry in tasks.load_fleet(models_dir):
+    entries = tasks.load_fleet(models_dir)
+    for entry in entries:
         if entry.error is not None:
             get_run_logger().error("%s: %s", entry.path, entry.error)
             started.append(Started(entry.name, str(entry.path), None, entry.error))
+    due = [entry for entry in entries if entry.config is not None and _due(entry, now)]
+    for entry, reason in tasks.models_with_work(due):
+        if reason is None:  # nothing new: no run, no Job, no process started for this model
             continue
-        every = entry.config.data.check_every if entry.config else None
-        if every is not None and not is_due(last_pass_started(entry.name), every, now):
-            get_run_logger().info("%s: not due (data.check_every: %s s)", entry.name, every)
-            continue
+        get_run_logger().info("%s: %s", entry.name, reason)
         run = run_deployment(
             MONITOR_DEPLOYMENT,
             parameters={"config_path": str(entry.path), "retrain_via": retrain_via},
@@ -49,6 +50,14 @@ def sweep(models_dir: str = "/etc/driftloop/models", retrain_via: str = "event")
         )
         started.append(Started(entry.name, str(entry.path), str(run.id)))
     return started
+
+
+def _due(entry: ModelEntry, now: datetime) -> bool:
+    every = entry.config.data.check_every if entry.config else None
+    if every is None or is_due(last_pass_started(entry.name), every, now):
+        return True
+    get_run_logger().info("%s: not due (data.check_every: %s s)", entry.name, every)
+    return False
 
 
 def last_pass_started(model: str) -> datetime | None:

@@ -57,7 +57,20 @@ def seen_batches(registry: Registry) -> dict[str, checks.SeenBatch]:
 
 @task(**IO)
 def pending_retrain(registry: Registry, reference: monitor.Reference) -> checks.DriftCheckRecord | None:
-    return monitor.pending_retrain(registry, reference)
+    return monitor.pending_retrain(registry, reference.run_id)
+
+
+@task(**IO)
+def models_with_work(entries: list[fleet.ModelEntry]) -> list[tuple[fleet.ModelEntry, str | None]]:
+    """Each model with why it needs a pass (None: nothing new), in one task: cheap, read-only lookups.
+    A model that cannot be asked gets its pass all the same, which then fails and says why, alone."""
+    found = []
+    for entry in entries:
+        try:
+            found.append((entry, monitor.work_to_do(Registry(entry.config))))
+        except Exception as exc:  # isolation: one model's store being down is that model's business
+            found.append((entry, f"could not tell ({fleet.one_line(exc)})"))
+    return found
 
 
 @task(**IO)
@@ -127,6 +140,11 @@ def register(
 @task(**IO)
 def settle(registry: Registry, candidate: Any, decision: Any) -> promote.Outcome:
     return retrain.settle(registry, candidate, decision)
+
+
+@task(**IO)
+def mark_settled(registry: Registry, version: Any) -> None:
+    retrain.mark_settled(registry, version)
 
 
 @task(**IO)

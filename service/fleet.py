@@ -156,6 +156,8 @@ def report_of(entry: ModelEntry, summary: Any) -> ModelReport:
     promoted = sum(outcome.action == "champion" for retrain in trained for outcome in retrain.outcomes[1:])
     bad = [verdict for verdict in fresh if verdict.quarantined]
     error = "; ".join(f"quarantined {verdict.batch_uri}: {verdict.reason}" for verdict in bad)
+    if getattr(summary, "skipped", False):
+        error = "skipped: another pass of this model was running"
     return ModelReport(
         model=entry.name,
         source=str(entry.path),

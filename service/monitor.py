@@ -21,6 +21,7 @@ from service.checks import (
     log_drift_check,
     log_quarantine,
     recent_checks,
+    seen_batches,
 )
 from service.contracts import (
     DataContract,
@@ -28,7 +29,7 @@ from service.contracts import (
     contract_from_dict,
     validate_batch,
 )
-from service.data import fingerprint, frame_hash, read_frame, read_window
+from service.data import fingerprint, frame_hash, list_batches, read_frame, read_window
 from service.drift import DriftResult, ReferenceProfile, check_drift, profile_reference
 from service.errors import ContractViolation, DataSourceError
 from service.registry import CHAMPION, CONTRACT_PATH, Registry
@@ -40,14 +41,22 @@ BAD_BATCH = (ContractViolation, DataSourceError)
 
 @dataclass(frozen=True)
 class Reference:
-    """The data the current champion learned from, and the contract drawn from it."""
+    """The data the current champion learned from, and the contract drawn from it.
+
+    The window itself is read only when a batch is to be checked: a pass with nothing new reads no data."""
 
     run_id: str
     version: str
     uris: tuple[str, ...]
-    frame: pd.DataFrame
     contract: DataContract
-    profile: ReferenceProfile = field(repr=False, compare=False)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return _prepared_reference(self.uris, self.contract)[0]
+
+    @property
+    def profile(self) -> ReferenceProfile:
+        return _prepared_reference(self.uris, self.contract)[1]
 
 
 @dataclass(frozen=True)
@@ -92,8 +101,7 @@ def current_reference(registry: Registry) -> Reference | None:
     uris = tuple(str(uri) for uri in registry.lineage(champion)["training_data"])  # type: ignore[union-attr]
     # The contract stored with the champion, not one re-drawn from data that may have changed since.
     contract = contract_from_dict(registry.run_dict(champion.run_id, CONTRACT_PATH))
-    frame, profile = _prepared_reference(uris, contract)
-    return Reference(champion.run_id, champion.version, uris, frame, contract, profile)
+    return Reference(champion.run_id, champion.version, uris, contract)
 
 
 def config_changes(config: Config, contract: DataContract) -> list[str]:
@@ -202,14 +210,35 @@ def _quarantine_verdict(uri: str, run_id: str, cause: str, *, already: bool) -> 
     return BatchVerdict(uri, False, (), float("nan"), run_id, "", already, False, cause, quarantined=True)
 
 
-def pending_retrain(registry: Registry, reference: Reference) -> DriftCheckRecord | None:
+def pending_retrain(registry: Registry, reference_run_id: str) -> DriftCheckRecord | None:
     """The newest check against this champion that asked for a retrain no version has answered yet
     (registered or rejected): a failed retrain is not lost, the next pass runs it again."""
-    env = registry.config.environments[0]
-    for check in recent_checks(registry, reference.run_id, 100):
+    from service.retrain import answering_versions  # retrain builds on monitor: imported when asked
+
+    for check in recent_checks(registry, reference_run_id, 100):
         if check.retrain_requested:
-            return None if registry.versions_with_tag(env, "drift_run_id", check.run_id) else check
+            return None if answering_versions(registry, check.run_id) else check
     return None
+
+
+def work_to_do(registry: Registry) -> str | None:
+    """Why a pass of this model is needed, or None: no champion yet, a retrain pending, or a batch not
+    seen under its current size and date. Asked before a pass starts, it reads no data, so a sweep
+    with nothing new costs a listing and a few registry queries per model."""
+    config = registry.config
+    champion = registry.at_alias(config.environments[0], CHAMPION)
+    if champion is None:
+        return "no champion yet"
+    if pending_retrain(registry, champion.run_id) is not None:
+        return "a retrain is pending"
+    seen = seen_batches(registry)
+    new = [uri for uri in list_batches(config.resolve(config.data.current)) if _is_new(uri, seen)]
+    return f"{len(new)} new batch(es)" if new else None
+
+
+def _is_new(uri: str, seen: dict[str, SeenBatch]) -> bool:
+    known = seen.get(uri)
+    return known is None or known.fingerprint != fingerprint(uri)
 
 
 def _verdict(

@@ -56,7 +56,7 @@ def plan_retrain(registry: Registry, window: list[str] | None, drift_run_id: str
     if drift_run_id:
         run = registry.ask(f"read drift check {drift_run_id}", lambda: registry.client.get_run(drift_run_id))
         tags = run.data.tags
-        answered = registry.versions_with_tag(config.environments[0], "drift_run_id", drift_run_id)
+        answered = answering_versions(registry, drift_run_id)
         if answered:
             # Kept or rejected by the gate, this drift check has had its retrain: a repeat trains nothing.
             return RetrainPlan(skip_reason=f"drift check {drift_run_id} was already answered by v{answered[0].version}")
@@ -71,6 +71,19 @@ def plan_retrain(registry: Registry, window: list[str] | None, drift_run_id: str
     if not window:
         window = list_batches(config.resolve(config.data.current))[-config.training.window :]
     return RetrainPlan(tuple(window))
+
+
+def answering_versions(registry: Registry, drift_run_id: str) -> list[VersionRef]:
+    """The versions that finished answering a drift check: registered, settled by the gate and promoted
+    (``settled`` is written last). One registered but not settled is unfinished work: the retrain runs
+    again, finds its training run and version, and finishes them."""
+    found = registry.versions_with_tag(registry.config.environments[0], "drift_run_id", drift_run_id)
+    return [version for version in found if version.tags.get(f"{TAG}settled") == "true"]
+
+
+def mark_settled(registry: Registry, version: VersionRef) -> None:
+    """The last step of a retrain, after the gate and the promotions: the request is answered."""
+    registry.tag_version(version, {"settled": "true"})
 
 
 def training_window(batch_uris: list[str], upto: str, window: int) -> list[str]:

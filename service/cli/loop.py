@@ -49,12 +49,19 @@ def run(
     promote. Every model runs even when another fails. Exit 0: all fine; 2: bad input (a config or a
     batch, named); 3: a server or storage failed."""
     from service.console import echo_fleet, echo_monitor_summary
-    from service.fleet import load_fleet, report_of, run_fleet, worst_exit_code
+    from service.fleet import ModelReport, load_fleet, report_of, run_fleet, worst_exit_code
 
     with reported_errors():
         entries = load_fleet(_model_paths(config, models))
 
     def run_one(entry):  # -> ModelReport
+        from service.monitor import work_to_do
+        from service.registry import Registry
+
+        if work_to_do(Registry(entry.config)) is None:  # nothing new: no flow, no Prefect server started
+            if not as_json:
+                typer.echo(f"{entry.name} ({entry.path}): nothing new")
+            return ModelReport(entry.name, str(entry.path))
         from flows.monitor import monitor
 
         summary = monitor(str(entry.path), retrain_via=retrain_via)

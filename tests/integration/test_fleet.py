@@ -69,6 +69,7 @@ def test_the_sweep_runs_every_model_in_its_own_run_names_the_bad_file_and_picks_
         drift_at=9,
         config={"model": {"task": "regression", "target": "humidity"}, "data": {"check_every": 86400}},
     )
+    regressor.hold(3)
     model_file(regressor, folder)
     (folder / "fleet-broken.yaml").write_text("model: {name: fleet-broken, task: classification}\n")
     since = datetime.now(UTC)
@@ -80,15 +81,18 @@ def test_the_sweep_runs_every_model_in_its_own_run_names_the_bad_file_and_picks_
         assert run.state.type.value == "COMPLETED", (model, run.state.message)
         assert run.name == f"monitor-{model}"
     a_checks = _checks(folder / "fleet-a.yaml")
-    assert len(a_checks) == 3 and len(_checks(folder / "fleet-b.yaml")) == 3
-    # when a model file is added and the sweep runs again, with nothing restarted
+    assert len(a_checks) == 3 and len(_checks(folder / "fleet-b.yaml")) == 2
+    # when a model file is added, a batch arrives for the regressor, and the sweep runs again, with
+    # nothing restarted
     model_file(make_world("fleet-c", n_batches=2, drift_at=9), folder)
+    regressor.deliver(3)
     again = sweep(folder, datetime.now(UTC))
-    # then the new model is checked, the classifier finds nothing new, and the regressor is not due
-    assert set(again) == {"fleet-a", "fleet-c"}
-    assert all(run.state.type.value == "COMPLETED" for run in again.values())
+    # then only the new model gets a pass: the classifier has nothing new (no run is started for it), and
+    # the regressor's new batch waits for its daily pass
+    assert set(again) == {"fleet-c"}
+    assert again["fleet-c"].state.type.value == "COMPLETED"
     assert len(_checks(folder / "fleet-c.yaml")) == 2
-    assert _checks(folder / "fleet-a.yaml") == a_checks
+    assert _checks(folder / "fleet-a.yaml") == a_checks and len(_checks(folder / "fleet-b.yaml")) == 2
 
 
 def _checks(config_path: Path) -> list[str]:
