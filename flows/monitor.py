@@ -79,6 +79,7 @@ def _pass(
         verdict = tasks.examine(registry, reference, uri, seen, flow_run.get_id())
         if isinstance(verdict, NewBatch):
             verdict = _check(config, registry, reference, verdict)
+        publish([notify.batch_rejected(config.model.name, verdict)])
         summary.verdicts.append(verdict)
         if verdict.retrain and retrain_via == "event":
             publish([notify.retrain_requested(config.model.name, config_path, verdict.check_run_id)])

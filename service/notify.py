@@ -137,6 +137,13 @@ def publish(notification: Notification, settings: Settings, prefect_api: str | N
     return deliveries
 
 
+def batch_rejected(model: str, verdict: BatchVerdict) -> Notification | None:
+    """A batch quarantined as bad input in this pass (not one refused by an earlier pass)."""
+    if not verdict.quarantined or verdict.already_checked:
+        return None
+    return Notification("batch.rejected", model, details={"batch": verdict.batch_uri, "cause": verdict.reason})
+
+
 def drift_detected(model: str, verdict: BatchVerdict) -> Notification | None:
     if not verdict.dataset_drift or verdict.already_checked:
         return None

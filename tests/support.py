@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -58,3 +61,18 @@ def enter_dev(registry: Any) -> str:
         registry.set_alias("dev", PREVIOUS, current)
     client.set_registered_model_alias(name, CHAMPION, str(created.version))
     return str(created.version)
+
+
+def events_named(prefect_api: str, name: str, since: datetime) -> list[dict[str, object]]:
+    """Events the Prefect API has stored; the server persists them in batches, so ask until they show."""
+    query = {"filter": {"event": {"name": [name]}, "occurred": {"since": since.isoformat()}}, "limit": 50}
+    request = urllib.request.Request(
+        f"{prefect_api}/events/filter", json.dumps(query).encode(), {"Content-Type": "application/json"}
+    )
+    for _ in range(120):
+        with urllib.request.urlopen(request, timeout=10) as response:
+            events = json.loads(response.read())["events"]
+        if events:
+            return events
+        time.sleep(0.5)
+    return []

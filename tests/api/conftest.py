@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -52,18 +48,3 @@ def aliases(api: TestClient, env: str) -> dict[str, str]:
 def hooks() -> Iterator[Hooks]:
     with webhook_receiver() as server:
         yield server
-
-
-def events_named(prefect_api: str, name: str, since: datetime) -> list[dict[str, object]]:
-    """Events the Prefect API has stored; the server persists them in batches, so ask until they show."""
-    query = {"filter": {"event": {"name": [name]}, "occurred": {"since": since.isoformat()}}, "limit": 50}
-    request = urllib.request.Request(
-        f"{prefect_api}/events/filter", json.dumps(query).encode(), {"Content-Type": "application/json"}
-    )
-    for _ in range(120):
-        with urllib.request.urlopen(request, timeout=10) as response:
-            events = json.loads(response.read())["events"]
-        if events:
-            return events
-        time.sleep(0.5)
-    return []

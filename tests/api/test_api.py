@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TOKEN, Hooks, aliases, events_named
+from conftest import TOKEN, Hooks, aliases
 from fastapi.testclient import TestClient
 
 from service.api import create_app
 from service.settings import Settings
+from tests.support import events_named
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -288,3 +288,23 @@ def test_help_answers_without_importing_the_heavy_libraries() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
     assert subprocess.run([DRIFTLOOP, "--help"], capture_output=True, text=True).returncode == 0
+
+
+def test_an_unexpected_error_exits_2_with_one_line_and_no_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import service.adhoc
+    from service.cli import app
+
+    # given a drift check that fails in a way nobody planned for
+    def broken(*args: object) -> None:
+        raise RuntimeError("the unexpected")
+
+    monkeypatch.setattr(service.adhoc, "check_files", broken)
+    # when it runs, then it exits 2 (not 1, which means drift) with one line naming the error
+    result = CliRunner().invoke(app, ["drift", "--reference", "r.csv", "--current", "c.csv"])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: RuntimeError: the unexpected"
+    # and with -v the traceback is shown, with the same exit code
+    verbose = CliRunner().invoke(app, ["-v", "drift", "--reference", "r.csv", "--current", "c.csv"])
+    assert verbose.exit_code == 2 and "Traceback" in verbose.output

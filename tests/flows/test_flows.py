@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,7 @@ from flows.monitor import monitor
 from flows.promote import promote
 from service.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry
 from service.settings import load_config
+from tests.support import events_named
 
 
 def registry_state(config_path: Path) -> dict[str, object]:
@@ -110,6 +112,7 @@ def test_a_bad_batch_is_quarantined_with_its_cause_and_the_batches_after_it_are_
     # when a batch arrives without its humidity column, and a good one after it
     good.drop(columns=["humidity"]).to_csv(stream / "batch_004.csv", index=False)
     good.sample(frac=1.0, random_state=1).to_csv(stream / "batch_005.csv", index=False)
+    since = datetime.now(UTC)
     summary = monitor(str(config_path))
     # then the bad batch is quarantined with the file and column named, and the next one is checked
     verdicts = {Path(v.batch_uri).name: v for v in summary.verdicts}
@@ -117,6 +120,10 @@ def test_a_bad_batch_is_quarantined_with_its_cause_and_the_batches_after_it_are_
     assert "'humidity' is missing" in verdicts["batch_004.csv"].reason
     assert not verdicts["batch_005.csv"].quarantined and not verdicts["batch_005.csv"].already_checked
     assert [Path(v.batch_uri).name for v in summary.quarantined] == ["batch_004.csv"]
+    # and it was announced as a Prefect event naming the file and the cause
+    [event] = events_named(prefect, "driftloop.batch.rejected", since)
+    assert event["payload"]["details"]["batch"].endswith("batch_004.csv")
+    assert "'humidity' is missing" in event["payload"]["details"]["cause"]
     # and nothing was registered or moved
     assert registry_state(config_path) == state
     # when the monitor runs again, the bad batch is skipped as quarantined, not read again
