@@ -23,6 +23,8 @@ ACQUIRE_SECONDS = 3600.0  # only ever waited for in the rare race of two runs se
 # expires) frees itself within the hour instead of stopping that model for good. A run releases its
 # slot as usual when it ends: the decay only matters for orphans.
 ORPHAN_DECAY = 1 / 3600
+# The holder renews its lease while it runs; a Prefect server revokes a lease nobody renewed for this long.
+LEASE_SECONDS = 60.0
 
 
 def slot_name(kind: str, model: str) -> str:
@@ -46,5 +48,5 @@ def model_slot(kind: str, model: str, wait: bool = False) -> Iterator[bool]:
         yield False
         return
     # Free a moment ago: take it, waiting if another run took it in between (rare; both then re-plan).
-    with concurrency(name, occupy=1, strict=True, timeout_seconds=ACQUIRE_SECONDS):
+    with concurrency(name, occupy=1, strict=True, timeout_seconds=ACQUIRE_SECONDS, lease_duration=LEASE_SECONDS):
         yield True

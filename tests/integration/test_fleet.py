@@ -8,6 +8,7 @@ worker (standing in for the Kubernetes one) holding the deployments of ``flows/p
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,7 +102,9 @@ def _checks(config_path: Path) -> list[str]:
 
     registry = Registry(load_config(config_path))
     runs = registry.client.search_runs(
-        [registry.experiment_id("monitoring")], "tags.`driftloop.kind` = 'drift_check'", max_results=1000
+        [registry.experiment_id("monitoring")],
+        "tags.`driftloop.kind` = 'drift_check' and attributes.status = 'FINISHED'",
+        max_results=1000,
     )
     return sorted(run.info.run_id for run in runs)
 
@@ -155,8 +158,6 @@ def _monitor(world: World) -> None:
 
 
 def _wait_all(read: Callable[[], list[Any]], count: int, timeout: float = 600) -> list[Any]:
-    import time
-
     deadline = time.monotonic() + timeout
     while True:
         runs = read()
@@ -164,3 +165,87 @@ def _wait_all(read: Callable[[], list[Any]], count: int, timeout: float = 600) -
             return runs
         assert time.monotonic() < deadline, [run.state.type.value if run.state else None for run in runs]
         time.sleep(2)
+
+
+def test_a_backlog_ends_on_the_same_champion_and_history_by_subflow_and_by_event(
+    stack: Stack, make_world: Callable[..., World], prefect_client_settings: str
+) -> None:
+    from flows.monitor import monitor
+    from service.monitor import work_to_do
+
+    # given the same backlog of eight batches, drifting from batch 4, for two models with no champion
+    subflow, event = (
+        make_world("backlog-sub", n_batches=8, drift_at=4),
+        make_world("backlog-evt", n_batches=8, drift_at=4),
+    )
+    # when one catches up in one process (retrains as subflows), the other on the stack, pass after pass,
+    # each retrain its own run started by the monitor's event, until a pass finds nothing to do
+    monitor(str(subflow.config_path), retrain_via="subflow")
+    since = datetime.now(UTC)
+    for _ in range(8):
+        _monitor(event)
+        time.sleep(5)  # the trigger starts a requested retrain within seconds; a missed one is asked again
+        _wait_all(lambda: retrains_of(event, since), 0)
+        if work_to_do(event.registry()) is None:
+            break
+    # then both end on the same champion, trained on the same window, and checked every batch against
+    # the same champion with the same verdict
+    assert _champion_window(event) == _champion_window(subflow) == ["batch_004.csv", "batch_005.csv"]
+    assert _history(event) == _history(subflow)
+
+
+def _champion_window(world: World) -> list[str]:
+    registry = world.registry()
+    champion = registry.at_alias("dev", "champion")
+    return [Path(uri).name for uri in registry.lineage(champion)["training_data"]]
+
+
+def _history(world: World) -> dict[str, tuple[str, bool]]:
+    """Each batch: the version it was checked against, and whether it drifted."""
+    registry = world.registry()
+    version_of = {v.run_id: v.version for v in registry.versions("dev")}
+    return {
+        Path(run.data.tags["driftloop.batch_uri"]).name: (
+            version_of.get(run.data.tags["driftloop.reference_run"], "?"),
+            run.data.tags["driftloop.dataset_drift"] == "true",
+        )
+        for run in world.runs("monitoring")
+        if run.data.tags.get("driftloop.kind") == "drift_check" and run.info.status == "FINISHED"
+    }
+
+
+def test_a_killed_pass_of_one_model_leaves_the_others_complete_and_the_next_sweep_finishes_it(
+    stack: Stack, make_world: Callable[..., World], prefect_client_settings: str, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    from tests.integration.helpers import read_flow_run, wait_for_task
+
+    # given a models folder with two models, the first with a larger stream
+    folder = tmp_path / "models"
+    folder.mkdir()
+    doomed, healthy = make_world("kill-a", n_batches=6, drift_at=9), make_world("kill-b", n_batches=3, drift_at=9)
+    for world in (doomed, healthy):
+        model_file(world, folder)
+    since = datetime.now(UTC)
+    # when the sweep starts both passes, and the first one's process is killed (an OOM kill, a node lost)
+    sweep_run = wait_for_flow_run(start_deployment(SWEEP, {"models_dir": str(folder), "retrain_via": "event"}), 120)
+    assert sweep_run.state.type.value == "COMPLETED", sweep_run.state.message
+    runs = {next(t for t in run.tags if t.startswith("model:")): run for run in deployment_runs(MONITOR, since)}
+    victim = runs["model:kill-a"].id
+    wait_for_task(victim, "examine", timeout=400)
+    os.kill(int(str(read_flow_run(victim).infrastructure_pid).rsplit(":", 1)[-1]), signal.SIGKILL)
+    # then that pass ends crashed, and the other model's pass completes with every batch checked
+    assert wait_for_flow_run(victim, 120).state.type.value == "CRASHED"
+    assert wait_for_flow_run(runs["model:kill-b"].id, 400).state.type.value == "COMPLETED"
+    assert len(_checks(folder / "kill-b.yaml")) == 3
+    # and a later sweep, once the server has revoked the dead pass's lease on the model's slot (not
+    # renewed for 60 s), gives the killed model its pass again: every batch checked exactly once
+    deadline = time.monotonic() + 400
+    while len(_checks(folder / "kill-a.yaml")) < 6:
+        assert time.monotonic() < deadline, _checks(folder / "kill-a.yaml")
+        again = sweep(folder, datetime.now(UTC))
+        assert set(again) == {"kill-a"}, again  # kill-b has nothing new
+        time.sleep(10)
+    assert len(_checks(folder / "kill-a.yaml")) == 6
