@@ -1,0 +1,121 @@
+"""A fleet on the local stack, as on a cluster: the `sweep` deployment over N synthetic models, each
+model's pass its own flow-run process started by a real Prefect worker, against real Prefect and MLflow
+servers on PostgreSQL (`service.stack.Stack`, the same code as `driftloop stack up`).
+
+Sweeps, each timed from its start to the end of the last monitor run it started:
+  1. first: every model trains its first champion and checks its first batch;
+  2. no new batch: the sweep reads each model's listing and registry records and starts nothing;
+  3. one new batch per model: one monitor run per model checks one batch.
+The worker's and the servers' resident memory (their process trees) is read after sweep 3 at N models
+and compared with the same figure at the smaller fleet run first in the same process. The baseline,
+in the same run, is one flow-run process of the stack doing nothing: `python -c "import prefect, mlflow"`.
+
+    python bench/fleet_stack_bench.py [--small 5] [--models 50] [--rows 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fleet_bench import batch, make_fleet
+
+os.environ.update(
+    {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+)
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and its descendants, in MB (from /proc)."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/status") as status:
+                total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+            with open(f"/proc/{current}/task/{current}/children") as children:
+                pending += [int(child) for child in children.read().split()]
+        except (OSError, StopIteration):
+            continue
+    return total / 1024
+
+
+def sweep(models_dir: Path) -> float:
+    """Run the sweep deployment; return seconds until it and every monitor run it started have ended."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime
+
+    start = time.perf_counter()
+    since = datetime.now(UTC)
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("sweep/sweep")
+        run = client.create_flow_run_from_deployment(deployment.id, parameters={"models_dir": str(models_dir)})
+        while True:
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since)), limit=500
+            )
+            sweep_run = client.read_flow_run(run.id)
+            states = [r.state.type.value for r in runs if r.state] + [sweep_run.state.type.value]
+            if sweep_run.state.is_final() and all(s in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"} for s in states):
+                break
+            time.sleep(0.5)
+    failed = [r.name for r in runs if r.state and r.state.type.value != "COMPLETED"]
+    if failed:
+        sys.exit(f"runs did not complete: {failed}")
+    return time.perf_counter() - start
+
+
+def fleet_round(stack: object, root: Path, models: int, rows: int) -> dict[str, float]:
+    folder = make_fleet(root, models, rows)
+    for path in folder.glob("*.yaml"):  # the stack's MLflow server, not a sqlite file
+        path.write_text(path.read_text().replace(f"sqlite:///{root / 'mlflow.db'}", stack.mlflow_url))  # type: ignore[attr-defined]
+    first = sweep(folder)
+    idle = sweep(folder)
+    for index in range(models):
+        batch(rows, 3000 + index).to_parquet(root / f"m{index:03d}" / "stream" / "b002.parquet")
+    one_new = sweep(folder)
+    worker = tree_rss_mb(stack.worker.process.pid)  # type: ignore[attr-defined]
+    servers = tree_rss_mb(stack.prefect_server.process.pid) + tree_rss_mb(stack.mlflow_server.process.pid)  # type: ignore[attr-defined]
+    return {"first": first, "idle": idle, "one_new": one_new, "worker_mb": worker, "servers_mb": servers}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", type=int, default=5)
+    parser.add_argument("--models", type=int, default=50)
+    parser.add_argument("--rows", type=int, default=10_000)
+    args = parser.parse_args()
+    from service.stack import Stack
+
+    with tempfile.TemporaryDirectory(prefix="driftloop-stack-bench-") as tmp:
+        stack = Stack(Path(tmp) / "stack", backend="auto")
+        stack.up()
+        os.environ["PREFECT_API_URL"] = stack.prefect_url
+        try:
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "import prefect, mlflow"], check=True)
+            baseline = time.perf_counter() - start
+            small = fleet_round(stack, Path(tmp) / "small", args.small, args.rows)
+            large = fleet_round(stack, Path(tmp) / "large", args.models, args.rows)
+        finally:
+            stack.down()
+    print(f"local stack, {args.rows} rows per batch; baseline process `import prefect, mlflow`: {baseline:.1f} s")
+    print(
+        f"{'sweep':<26} {'N=' + str(args.small):>10} {'N=' + str(args.models):>10} {'per model':>10} {'x baseline':>11}"
+    )
+    for key, name in (("first", "first (train + check)"), ("idle", "no new batch"), ("one_new", "one new batch each")):
+        per_model = large[key] / args.models
+        print(f"{name:<26} {small[key]:>9.1f}s {large[key]:>9.1f}s {per_model:>9.2f}s {large[key] / baseline:>11.1f}")
+    for key, name in (("worker_mb", "worker RSS"), ("servers_mb", "servers RSS")):
+        print(f"{name:<26} {small[key]:>8.0f}MB {large[key]:>8.0f}MB {large[key] / small[key]:>10.2f}x")
+
+
+if __name__ == "__main__":
+    main()
