@@ -59,7 +59,7 @@ def sweep(models_dir: Path) -> float:
         run = client.create_flow_run_from_deployment(deployment.id, parameters={"models_dir": str(models_dir)})
         while True:
             runs = client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since)), limit=500
+                flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since)), limit=200
             )
             sweep_run = client.read_flow_run(run.id)
             states = [r.state.type.value for r in runs if r.state] + [sweep_run.state.type.value]
@@ -73,6 +73,7 @@ def sweep(models_dir: Path) -> float:
 
 
 def fleet_round(stack: object, root: Path, models: int, rows: int) -> dict[str, float]:
+    root.mkdir(parents=True)
     folder = make_fleet(root, models, rows)
     for path in folder.glob("*.yaml"):  # the stack's MLflow server, not a sqlite file
         path.write_text(path.read_text().replace(f"sqlite:///{root / 'mlflow.db'}", stack.mlflow_url))  # type: ignore[attr-defined]

@@ -49,7 +49,7 @@ def monitor(
     again by the next pass. Bad batches are quarantined and the pass goes on."""
     config, registry = tasks.load(config_path)
     # Two passes of one model at once could both record the same new batch: one at a time per model.
-    with model_slot("monitor", config.model.name) as ours:
+    with model_slot("monitor", config.model.name, config_path) as ours:
         if not ours:
             get_run_logger().info("pass skipped: a pass of %s is running", config.model.name)
             return MonitorSummary(model=config.model.name, skipped=True)

@@ -31,7 +31,7 @@ def retrain(
     """Train on ``window`` (batch URIs), on the batches up to a drift check's, or — with no champion
     yet — on the configured reference. A request made stale by a newer champion trains nothing."""
     config, registry = tasks.load(config_path)
-    with model_slot("retrain", config.model.name) as ours:  # planned inside the slot, never beside another
+    with model_slot("retrain", config.model.name, config_path) as ours:  # planned inside the slot, never beside another
         if not ours:
             get_run_logger().info("retrain skipped: a retrain of %s is running", config.model.name)
             return None

@@ -13,10 +13,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists
+from prefect.runtime import flow_run
 
 ACQUIRE_SECONDS = 3600.0  # only ever waited for in the rare race of two runs seeing the slot free
 # A slot whose holder died without releasing it (an OOM-killed Job; an embedded API whose leases nobody
@@ -32,21 +43,35 @@ def slot_name(kind: str, model: str) -> str:
 
 
 @contextmanager
-def model_slot(kind: str, model: str, wait: bool = False) -> Iterator[bool]:
+def model_slot(kind: str, model: str, config_path: str) -> Iterator[bool]:
     """Hold the one slot of ``kind`` work for ``model`` (created on first use); yield whether it is ours.
 
-    ``wait=False`` yields False at once when another run holds it. Whether it is held is read from the
-    limit's active slots, not from an acquisition timing out: a slow API must never look like a busy slot."""
+    Yields False at once when another run holds it. Whether it is held is read from the limit's active
+    slots, not from an acquisition timing out (a slow API must never look like a busy slot), and checked
+    against the runs themselves: a slot held while no other ``kind`` run of this config is running was
+    left by a run that died (a killed Job; a Prefect server restart loses its leases) and is taken over."""
     name = slot_name(kind, model)
     with get_client(sync_client=True) as client:
         try:
             client.upsert_global_concurrency_limit_by_name(name, 1, slot_decay_per_second=ORPHAN_DECAY)
         except ObjectAlreadyExists:  # another run created it between our read and our create
             pass
-        busy = client.read_global_concurrency_limit_by_name(name).active_slots >= 1
-    if busy and not wait:
-        yield False
-        return
+        if client.read_global_concurrency_limit_by_name(name).active_slots >= 1:
+            if _another_run(client, kind, config_path):
+                yield False
+                return
+            client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
     # Free a moment ago: take it, waiting if another run took it in between (rare; both then re-plan).
     with concurrency(name, occupy=1, strict=True, timeout_seconds=ACQUIRE_SECONDS, lease_duration=LEASE_SECONDS):
         yield True
+
+
+def _another_run(client: Any, kind: str, config_path: str) -> bool:
+    """Whether a flow run of ``kind`` (the flow's name) for this config, other than this one, is running."""
+    me = flow_run.get_id()
+    runs = client.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=[kind])),
+        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))),
+        limit=200,
+    )
+    return any(str(run.id) != me and run.parameters.get("config_path") == config_path for run in runs)

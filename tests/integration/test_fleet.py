@@ -8,8 +8,10 @@ worker (standing in for the Kubernetes one) holding the deployments of ``flows/p
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -114,7 +116,6 @@ def test_one_models_retrains_never_overlap_while_another_models_retrain_runs_sid
 ) -> None:
     from prefect.events import Event
 
-    from flows.slots import model_slot
     from service.notify import retrain_requested
 
     # given two models with a champion, their drifted batches not yet arrived
@@ -124,10 +125,9 @@ def test_one_models_retrains_never_overlap_while_another_models_retrain_runs_sid
         _monitor(world)
     since = datetime.now(UTC)
     a, b = worlds["pair-a"], worlds["pair-b"]
-    # when pair-a's retrain slot is busy (held here, as a long retrain of pair-a would hold it), the drift
-    # arrives for both, and pair-a gets a burst of two more requests for the same drift check
-    with model_slot("retrain", "pair-a") as held:
-        assert held
+    # when a long retrain of pair-a holds its slot (a retrain flow run of this process, held open), the
+    # drift arrives for both, and pair-a gets a burst of two more requests for the same drift check
+    with long_retrain_holding_the_slot("pair-a", str(a.config_path)):
         for world in worlds.values():
             world.deliver(4, 5)
             _monitor(world)
@@ -148,6 +148,32 @@ def test_one_models_retrains_never_overlap_while_another_models_retrain_runs_sid
     _wait_all(lambda: retrains_of(a, since), 4)
     assert len(a.runs("training")) == 2
     assert a.registry().version("dev", "2").tags["driftloop.drift_run_id"] == check.info.run_id
+
+
+@contextmanager
+def long_retrain_holding_the_slot(model: str, config_path: str) -> Iterator[None]:
+    """A flow run named ``retrain`` for this config, running in a thread, holding the model's slot."""
+    from prefect import flow
+
+    from flows.slots import model_slot
+
+    holding, release = threading.Event(), threading.Event()
+
+    @flow(name="retrain")
+    def long_retrain(config_path: str) -> None:
+        with model_slot("retrain", model, config_path) as ours:
+            assert ours
+            holding.set()
+            release.wait(900)
+
+    thread = threading.Thread(target=long_retrain, args=(config_path,))
+    thread.start()
+    assert holding.wait(120), "the holding retrain never took the slot"
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join(60)
 
 
 def _monitor(world: World) -> None:
