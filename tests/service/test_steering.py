@@ -8,9 +8,6 @@ move after that goes through ``service.steering``, the path the API, the CLI and
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +18,7 @@ from service.catalog import list_models
 from service.registry import CHAMPION, Registry
 from service.settings import Settings, load_config
 from service.steering import steer
-from tests.support import Hooks, enter_dev, webhook_receiver
+from tests.support import Hooks, enter_dev, events_named, webhook_receiver
 
 
 @pytest.fixture
@@ -38,21 +35,6 @@ def hook_url(server: Hooks) -> str:
 def registry(world: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> Registry:
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     return Registry(load_config(world(n_batches=1, drift_at=2)))
-
-
-def events_named(prefect_api: str, name: str, since: datetime) -> list[dict[str, object]]:
-    """Events the Prefect API has stored; the server persists them in batches, so ask until they show."""
-    query = {"filter": {"event": {"name": [name]}, "occurred": {"since": since.isoformat()}}, "limit": 50}
-    request = urllib.request.Request(
-        f"{prefect_api}/events/filter", json.dumps(query).encode(), {"Content-Type": "application/json"}
-    )
-    for _ in range(120):
-        with urllib.request.urlopen(request, timeout=10) as response:
-            events = json.loads(response.read())["events"]
-        if events:
-            return events
-        time.sleep(0.5)
-    return []
 
 
 def test_an_approval_is_announced_by_a_signed_webhook_and_a_prefect_event(
