@@ -8,6 +8,7 @@ worker (standing in for the Kubernetes one) holding the deployments of ``flows/p
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -166,7 +167,8 @@ def long_retrain_holding_the_slot(model: str, config_path: str) -> Iterator[None
             holding.set()
             release.wait(900)
 
-    thread = threading.Thread(target=long_retrain, args=(config_path,))
+    # In this test's Prefect settings (the stack's API): a new thread would not see them otherwise.
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(long_retrain, config_path))
     thread.start()
     assert holding.wait(120), "the holding retrain never took the slot"
     try:
