@@ -8,6 +8,7 @@ A check is keyed by (batch content hash, reference run); a quarantine by (batch 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -214,8 +215,6 @@ def _finish(
     texts: dict[str, str],
 ) -> None:
     """Write a run's content, then mark it FINISHED: the mark is what makes it a record."""
-    import time
-
     from mlflow.entities import Metric
 
     client = registry.client

@@ -32,7 +32,7 @@ def storage_error(uri: str, action: str, exc: Exception) -> Exception:
     (a timeout, a reset connection, a 5xx or 429 from S3): an infrastructure error, retried."""
     if isinstance(exc, FileNotFoundError):
         return DataSourceError(f"{uri}: file not found")
-    if isinstance(exc, PERMANENT) or isinstance(exc, pd.errors.ParserError):
+    if isinstance(exc, PERMANENT):  # pandas' ParserError is a ValueError
         return DataSourceError(f"{uri}: cannot {action}: {exc}")
     return DataSourceUnavailable(f"{uri}: storage did not answer ({action}): {exc}")
 

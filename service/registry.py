@@ -196,7 +196,7 @@ class Registry:
         existing = self._version_of_run(name, run_id)
         if existing is not None:
             return existing
-        source = f"{self.run_artifact_uri(run_id, MODEL_PATH)}"
+        source = self.run_artifact_uri(run_id, MODEL_PATH)
         created = self.ask(
             f"register run {run_id} in {name}",
             lambda: self.client.create_model_version(

@@ -66,6 +66,25 @@ def deployment_runs(name: str, since: Any = None) -> list[Any]:
     return runs
 
 
+def retrain_runs(config_path: Any, since: Any) -> list[Any]:
+    """The retrain deployment's runs for one model config since ``since``."""
+    runs = deployment_runs("retrain/retrain", since)
+    return [run for run in runs if run.parameters.get("config_path") == str(config_path)]
+
+
+def wait_for_retrains(config_path: Any, since: Any, count: int, timeout: float = 300) -> list[Any]:
+    """Wait until at least ``count`` retrain runs for this config exist and all have ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = retrain_runs(config_path, since)
+        if len(runs) >= count and all(run.state and run.state.type.value in TERMINAL for run in runs):
+            return runs
+        if time.monotonic() > deadline:
+            states = [(run.name, run.state.type.value if run.state else None) for run in runs]
+            raise AssertionError(f"expected {count} finished retrain runs in {timeout:.0f} s, have {states}")
+        time.sleep(1)
+
+
 def task_run_names(flow_run_id: Any) -> dict[str, str]:
     """Task runs of a flow run: name → state type (the latest run of each name)."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId

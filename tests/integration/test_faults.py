@@ -75,7 +75,7 @@ import pytest
 import yaml
 
 from integration.faults import S3_503, Fault, FaultProxy
-from integration.helpers import deployment_runs
+from integration.helpers import retrain_runs, wait_for_retrains
 from service.stack import Stack
 
 pytestmark = [pytest.mark.slow]
@@ -96,7 +96,6 @@ ATTEMPTS = 4  # a task's first try and its three retries
 # Different in every run. The code version too: a flow-run process on the worker reads the checkout's HEAD
 # when it starts, and the checkout may be committed to while the module runs.
 VOLATILE_TAGS = {"flow_run_id", "training_run_id", "promoted_at", "git_sha", "code_version"}
-RETRAIN = "retrain/retrain"
 
 
 @dataclass
@@ -595,30 +594,10 @@ def test_a_retrain_request_lost_with_the_events_is_asked_again_by_the_next_pass(
     # then it asked again for the same check, and the deployment's trigger ran the retrain on the worker,
     # once: the lost request never arrived late
     assert again.retrain_requested == drift_check
-    runs = wait_for_retrains(model, since, 1)
+    runs = wait_for_retrains(model.config_path, since, 1)
     assert [run.state.type.value for run in runs] == ["COMPLETED"], [run.state.message for run in runs]
     assert fits == []  # trained in the worker's flow-run process, not here
     assert_caught_up(model, uninterrupted)
     # and nothing is pending any more
     assert model.next_pass(retrain_via="event").retrain_requested is None
-    assert len(retrain_runs(model, since)) == 1
-
-
-def retrain_runs(model: Model, since: datetime) -> list[Any]:
-    return [
-        run for run in deployment_runs(RETRAIN, since) if run.parameters.get("config_path") == str(model.config_path)
-    ]
-
-
-def wait_for_retrains(model: Model, since: datetime, count: int, timeout: float = 300) -> list[Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        runs = retrain_runs(model, since)
-        if len(runs) >= count and all(
-            run.state and run.state.type.value in {"COMPLETED", "FAILED", "CRASHED"} for run in runs
-        ):
-            return runs
-        if time.monotonic() > deadline:
-            states = [(run.name, run.state.type.value if run.state else None) for run in runs]
-            raise AssertionError(f"expected {count} finished retrain runs in {timeout:.0f} s, have {states}")
-        time.sleep(1)
+    assert len(retrain_runs(model.config_path, since)) == 1

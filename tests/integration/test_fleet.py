@@ -19,17 +19,19 @@ from typing import Any
 
 import yaml
 
-from service.stack import Stack
-from tests.integration.conftest import World
-from tests.integration.helpers import (
-    TERMINAL,
+from integration.conftest import World
+from integration.helpers import (
     deployment_runs,
     emit,
+    read_flow_run,
     start_deployment,
     wait_for_flow_run,
+    wait_for_retrains,
+    wait_for_task,
 )
+from service.stack import Stack
 
-SWEEP, MONITOR, RETRAIN = "sweep/sweep", "monitor/monitor", "retrain/retrain"
+SWEEP, MONITOR = "sweep/sweep", "monitor/monitor"
 
 
 def model_file(world: World, folder: Path) -> Path:
@@ -51,12 +53,6 @@ def sweep(folder: Path, since: datetime) -> dict[str, Any]:
         model = next(tag.removeprefix("model:") for tag in monitor.tags if tag.startswith("model:"))
         monitors[model] = wait_for_flow_run(monitor.id, 400)
     return monitors
-
-
-def retrains_of(world: World, since: datetime) -> list[Any]:
-    return [
-        run for run in deployment_runs(RETRAIN, since) if run.parameters.get("config_path") == str(world.config_path)
-    ]
 
 
 def test_the_sweep_runs_every_model_in_its_own_run_names_the_bad_file_and_picks_up_a_new_one(
@@ -136,17 +132,17 @@ def test_one_models_retrains_never_overlap_while_another_models_retrain_runs_sid
         request = retrain_requested("pair-a", str(a.config_path), check.info.run_id)
         emit([Event(event=request.event, resource=request.resource, payload=request.body()) for _ in range(2)])
         # then pair-b's retrain runs and trains meanwhile: another model's slot does not hold it back
-        (b_run,) = _wait_all(lambda: retrains_of(b, since), 1)
+        (b_run,) = wait_for_retrains(b.config_path, since, 1, timeout=600)
         assert b_run.state.type.value == "COMPLETED", b_run.state.message
         assert len(b.runs("training")) == 2
         # and pair-a's three retrain runs end at once without training, beside the one holding its slot
-        a_runs = _wait_all(lambda: retrains_of(a, since), 3)
+        a_runs = wait_for_retrains(a.config_path, since, 3, timeout=600)
         assert {run.state.type.value for run in a_runs} == {"COMPLETED"}
         assert len(a.runs("training")) == 1
     # when the slot is free and pair-a's next pass runs, its decision, still pending, is asked for again
     _monitor(a)
     # then exactly one more retrain trains for it
-    _wait_all(lambda: retrains_of(a, since), 4)
+    wait_for_retrains(a.config_path, since, 4, timeout=600)
     assert len(a.runs("training")) == 2
     assert a.registry().version("dev", "2").tags["driftloop.drift_run_id"] == check.info.run_id
 
@@ -185,16 +181,6 @@ def _monitor(world: World) -> None:
     assert run.state.type.value == "COMPLETED", run.state.message
 
 
-def _wait_all(read: Callable[[], list[Any]], count: int, timeout: float = 600) -> list[Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        runs = read()
-        if len(runs) >= count and all(run.state and run.state.type.value in TERMINAL for run in runs):
-            return runs
-        assert time.monotonic() < deadline, [run.state.type.value if run.state else None for run in runs]
-        time.sleep(2)
-
-
 def test_a_backlog_ends_on_the_same_champion_and_history_by_subflow_and_by_event(
     stack: Stack, make_world: Callable[..., World], prefect_client_settings: str
 ) -> None:
@@ -213,7 +199,7 @@ def test_a_backlog_ends_on_the_same_champion_and_history_by_subflow_and_by_event
     for _ in range(8):
         _monitor(event)
         time.sleep(5)  # the trigger starts a requested retrain within seconds; a missed one is asked again
-        _wait_all(lambda: retrains_of(event, since), 0)
+        wait_for_retrains(event.config_path, since, 0, timeout=600)
         if work_to_do(event.registry()) is None:
             break
     # then both end on the same champion, trained on the same window, and checked every batch against
@@ -247,8 +233,6 @@ def test_a_killed_pass_of_one_model_leaves_the_others_complete_and_the_next_swee
 ) -> None:
     import os
     import signal
-
-    from tests.integration.helpers import read_flow_run, wait_for_task
 
     # given a models folder with two models, the first with a larger stream
     folder = tmp_path / "models"

@@ -18,13 +18,13 @@ import pytest
 
 from integration.conftest import World
 from integration.helpers import (
-    deployment_runs,
     driftloop_cli,
     emit,
     read_flow_run,
     start_deployment,
     task_run_names,
     wait_for_flow_run,
+    wait_for_retrains,
     wait_for_task,
 )
 from service.stack import Stack
@@ -41,27 +41,6 @@ def run_monitor(world: World, timeout: float = 300) -> object:
     run = wait_for_flow_run(flow_run_id, timeout)
     assert run.state.type.value == "COMPLETED", f"monitor run {run.name}: {run.state.type.value} {run.state.message}"
     return run
-
-
-def retrain_runs_of(world: World, since: datetime) -> list[object]:
-    return [
-        run for run in deployment_runs(RETRAIN, since) if run.parameters.get("config_path") == str(world.config_path)
-    ]
-
-
-def wait_for_retrains(world: World, since: datetime, count: int, timeout: float = 300) -> list[object]:
-    """Wait until ``count`` retrain runs for this world exist and all have finished."""
-    deadline = time.monotonic() + timeout
-    while True:
-        runs = retrain_runs_of(world, since)
-        if len(runs) >= count and all(
-            r.state and r.state.type.value in {"COMPLETED", "FAILED", "CRASHED"} for r in runs
-        ):
-            return runs
-        if time.monotonic() > deadline:
-            states = [(r.name, r.state.type.value if r.state else None) for r in runs]
-            raise AssertionError(f"expected {count} finished retrain runs in {timeout:.0f} s, have {states}")
-        time.sleep(1)
 
 
 def bootstrap(world: World) -> None:
@@ -93,7 +72,7 @@ def test_drift_seen_by_the_monitor_deployment_retrains_through_the_trigger_then_
     # ran from its trigger, with the drift check's run id as its parameter
     checks = {run.data.tags["driftloop.batch_uri"].rsplit("/", 1)[-1]: run for run in world.runs("monitoring")}
     assert sorted(checks) == [f"batch_00{n}.csv" for n in range(1, 6)]
-    (retrain,) = wait_for_retrains(world, since, 1)
+    (retrain,) = wait_for_retrains(world.config_path, since, 1)
     assert retrain.state.type.value == "COMPLETED", retrain.state.message
     assert retrain.parameters["drift_run_id"] == checks["batch_005.csv"].info.run_id
     # and v2 reached the registry through the tracking server with its lineage, dev → staging, prod waits
@@ -134,7 +113,7 @@ def test_a_burst_of_retrain_requests_trains_once(stack: Stack, make_world: Calla
     emit([Event(event=request.event, resource=request.resource, payload=request.body()) for _ in range(2)])
     # then the trigger starts a retrain per request, the model's concurrency slot runs them one by one; all
     # complete, and exactly one of them trained: the others found their request answered by v2
-    runs = wait_for_retrains(world, since, 3)
+    runs = wait_for_retrains(world.config_path, since, 3)
     assert len(runs) == 3
     assert {run.state.type.value for run in runs} == {"COMPLETED"}
     trained_by = {run.data.tags.get("driftloop.flow_run_id") for run in world.runs("training")}
@@ -223,7 +202,7 @@ def test_duplicate_requests_for_one_drift_check_train_once_even_when_the_gate_re
     # when the same alert arrives once more
     request = retrain_requested("rejecting", str(world.config_path), checks["batch_005.csv"].info.run_id)
     emit([Event(event=request.event, resource=request.resource, payload=request.body())])
-    runs = wait_for_retrains(world, since, 2)
+    runs = wait_for_retrains(world.config_path, since, 2)
     assert {run.state.type.value for run in runs} == {"COMPLETED"}
     # then the drift check was acted on once: one training besides the bootstrap, one rejected version
     assert len(world.runs("training")) == 2

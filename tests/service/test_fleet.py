@@ -56,8 +56,7 @@ def test_a_bad_file_is_its_own_error_and_the_others_still_load(tmp_path: Path) -
 
 
 def test_one_models_failure_never_stops_another_and_the_worst_exit_code_wins(tmp_path: Path) -> None:
-    entries = [ModelEntry(write_model(tmp_path, f"{n}.yaml", n), None) for n in ("a", "b", "c", "d")]
-    entries = load_fleet([entry.path for entry in entries])
+    entries = load_fleet([write_model(tmp_path, f"{n}.yaml", n) for n in ("a", "b", "c", "d")])
     failures = {"a": DataSourceError("a.csv: file not found"), "b": RegistryUnavailable("MLflow at x did not answer")}
 
     def run_one(entry: ModelEntry) -> ModelReport:
