@@ -192,3 +192,10 @@ spec:
 {{- define "driftloop.ingressUrl" -}}
 {{- printf "%s://%s" (ternary "https" "http" (not (empty .tlsSecretName))) .host -}}
 {{- end -}}
+
+{{/* "true" when `lookup` can read the cluster (helm install, upgrade, rollback), empty under
+`helm template` and GitOps tools that render with it (Argo CD), where every lookup comes back empty.
+The release namespace's `default` ServiceAccount always exists, so an empty answer means no cluster. */}}
+{{- define "driftloop.clusterVisible" -}}
+{{- if lookup "v1" "ServiceAccount" .Release.Namespace "default" -}}true{{- end -}}
+{{- end -}}
