@@ -62,15 +62,8 @@ def pending_retrain(registry: Registry, reference: monitor.Reference) -> checks.
 
 @task(**IO)
 def models_with_work(entries: list[fleet.ModelEntry]) -> list[tuple[fleet.ModelEntry, str | None]]:
-    """Each model with why it needs a pass (None: nothing new), in one task: cheap, read-only lookups.
-    A model that cannot be asked gets its pass all the same, which then fails and says why, alone."""
-    found = []
-    for entry in entries:
-        try:
-            found.append((entry, monitor.work_to_do(Registry(entry.config))))
-        except Exception as exc:  # isolation: one model's store being down is that model's business
-            found.append((entry, f"could not tell ({fleet.one_line(exc)})"))
-    return found
+    """Each model with why it needs a pass (None: nothing new), in one task: cheap, read-only lookups."""
+    return fleet.ask_each(entries, lambda entry: monitor.work_to_do(Registry(entry.config)))
 
 
 @task(**IO)

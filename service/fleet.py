@@ -119,6 +119,26 @@ class ModelsDirectory:
         return {str(entry.path): entry.error for entry in self.entries() if entry.error is not None}
 
 
+def ask_each(
+    entries: list[ModelEntry], ask: Callable[[ModelEntry], str | None], threads: int = 8
+) -> list[tuple[ModelEntry, str | None]]:
+    """``ask(entry)`` for every model, side by side: each answer is a few registry round trips and a
+    listing, so a fleet's sweep waits on the network, not the CPU. In the entries' order. A model whose
+    question fails gets the reason instead of an answer: its pass then runs, fails and says why, alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def answer(entry: ModelEntry) -> str | None:
+        try:
+            return ask(entry)
+        except Exception as exc:  # isolation: one model's store being down is that model's business
+            return f"could not tell ({one_line(exc)})"
+
+    if not entries:
+        return []
+    with ThreadPoolExecutor(max_workers=min(threads, len(entries))) as pool:
+        return list(zip(entries, pool.map(answer, entries), strict=True))
+
+
 def is_due(last_pass: datetime | None, check_every: int | None, now: datetime) -> bool:
     """Whether a model's pass is due: at every sweep, unless its file asks for passes further apart."""
     return check_every is None or last_pass is None or (now - last_pass).total_seconds() >= check_every

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from service.errors import ConfigError, DataSourceError, RegistryUnavailable
-from service.fleet import ModelEntry, ModelReport, is_due, load_fleet, model_files, run_fleet, worst_exit_code
+from service.fleet import ModelEntry, ModelReport, ask_each, is_due, load_fleet, model_files, run_fleet, worst_exit_code
 
 
 def write_model(folder: Path, file: str, name: str, **extra: object) -> Path:
@@ -82,3 +82,27 @@ def test_a_pass_is_due_at_every_sweep_unless_the_model_asks_for_passes_further_a
     assert is_due(None, 3600, now)  # never run yet
     assert not is_due(now - timedelta(minutes=30), 3600, now)
     assert is_due(now - timedelta(minutes=60), 3600, now)
+
+
+def test_a_sweep_asks_every_model_side_by_side_in_order_and_a_failing_question_is_that_models_alone(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    entries = [ModelEntry(tmp_path / f"{name}.yaml", None) for name in ("a", "b", "c", "d")]
+    # a, b and c each wait for the other two: asked one after another, the barrier would time out
+    together = threading.Barrier(3, timeout=10)
+
+    def ask(entry: ModelEntry) -> str | None:
+        if entry.name == "d":
+            raise RegistryUnavailable("mlflow at http://x: 503")
+        together.wait()
+        return None if entry.name == "b" else f"{entry.name}: 1 new batch(es)"
+
+    answers = ask_each(entries, ask, threads=4)
+    assert [(entry.name, reason) for entry, reason in answers] == [
+        ("a", "a: 1 new batch(es)"),
+        ("b", None),
+        ("c", "c: 1 new batch(es)"),
+        ("d", "could not tell (mlflow at http://x: 503)"),
+    ]
