@@ -1,10 +1,24 @@
 """The ``driftloop`` command line: the application in ``app``, its commands by concern in the modules
 beside it (each registers its commands on ``app`` when imported)."""
 
-from service.cli import check, loop, registry, serve  # noqa: F401  (registers the commands)
-from service.cli.app import app
+import sys
 
-__all__ = ["app"]
+from service.cli import app as _application
+from service.cli import check, loop, registry, serve  # noqa: F401  (registers the commands)
+
+app = _application.app
+VERBOSE_FLAGS = ("-v", "--verbose")
+
+
+def main() -> None:
+    """The console script. ``-v`` is an option of ``driftloop`` itself, but people type it after the
+    command too (``driftloop demo -v``): it is moved in front, where click reads it."""
+    args = sys.argv[1:]
+    flags = [arg for arg in args if arg in VERBOSE_FLAGS]
+    app(args=[*flags[:1], *(arg for arg in args if arg not in VERBOSE_FLAGS)], prog_name="driftloop")
+
+
+__all__ = ["app", "main"]
 
 if __name__ == "__main__":
-    app()
+    main()

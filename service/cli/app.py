@@ -25,6 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     # Plain click help: rendering it with rich would import ~0.2 s of modules for every --help.
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 ConfigOption = Annotated[
@@ -36,9 +37,20 @@ EXIT_ERROR = 2
 VERBOSE = False  # -v: show tracebacks and the libraries' logs
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        typer.echo(f"driftloop {version('driftloop')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _quiet_libraries(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's and MLflow's logs.")] = False,
+    _version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True)
+    ] = False,
 ) -> None:
     """driftloop prints its own progress and errors: keep the libraries' logs out of the terminal
     unless asked. Flow and task logs still reach the Prefect API, where the UI shows them."""

@@ -308,3 +308,35 @@ def test_an_unexpected_error_exits_2_with_one_line_and_no_traceback(monkeypatch:
     # and with -v the traceback is shown, with the same exit code
     verbose = CliRunner().invoke(app, ["-v", "drift", "--reference", "r.csv", "--current", "c.csv"])
     assert verbose.exit_code == 2 and "Traceback" in verbose.output
+
+
+def test_verbose_after_the_command_shows_the_traceback_like_before_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import service.adhoc
+    from service.cli import main
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("the unexpected")
+
+    monkeypatch.setattr(service.adhoc, "check_files", broken)
+    outputs = {}
+    for where, args in {"quiet": [], "after": ["-v"]}.items():
+        # when the console script runs `driftloop drift ... [-v]`
+        monkeypatch.setattr(sys, "argv", ["driftloop", "drift", "--reference", "r.csv", "--current", "c.csv", *args])
+        with pytest.raises(SystemExit) as exited:
+            main()
+        assert exited.value.code == 2
+        outputs[where] = capsys.readouterr().err
+    # then `-v` after the command shows the traceback, as it does before it
+    assert "Traceback" not in outputs["quiet"] and "the unexpected" in outputs["quiet"]
+    assert "Traceback" in outputs["after"]
+
+
+def test_version_and_short_help_answer_at_once() -> None:
+    from importlib.metadata import version
+
+    shown = subprocess.run([DRIFTLOOP, "--version"], capture_output=True, text=True)
+    assert shown.returncode == 0 and shown.stdout.strip() == f"driftloop {version('driftloop')}"
+    short = subprocess.run([DRIFTLOOP, "promote", "-h"], capture_output=True, text=True)
+    assert short.returncode == 0 and "Usage: driftloop promote" in short.stdout
