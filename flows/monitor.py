@@ -38,7 +38,10 @@ class MonitorSummary:
 
 @flow(name="monitor")
 def monitor(
-    config_path: str, batches: list[str] | None = None, retrain_via: Literal["subflow", "event"] = "subflow"
+    config_path: str,
+    batches: list[str] | None = None,
+    retrain_via: Literal["subflow", "event"] = "subflow",
+    draw_reports: bool = True,
 ) -> MonitorSummary:
     """Check each new batch (``batches``, default the config's ``data.current``) against the champion.
 
@@ -46,14 +49,20 @@ def monitor(
     ``driftloop.retrain.requested`` for the retrain deployment's trigger (the cluster's way: the retrain
     runs as its own Job). Either way the batches after a retrain decision wait for the new champion, so
     a backlog ends on the same champion on both paths; a retrain asked for and not finished is asked for
-    again by the next pass. Bad batches are quarantined and the pass goes on."""
+    again by the next pass. Bad batches are quarantined and the pass goes on.
+
+    Drift reports are drawn after every verdict and decision of the pass (``draw_reports``), or left
+    pending for the sweep, which draws a whole fleet's in one process."""
     config, registry = tasks.load(config_path)
     # Two passes of one model at once could both record the same new batch: one at a time per model.
     with model_slot("monitor", config.model.name, config_path) as ours:
         if not ours:
             get_run_logger().info("pass skipped: a pass of %s is running", config.model.name)
             return MonitorSummary(model=config.model.name, skipped=True)
-        return _pass(config_path, config, registry, batches, retrain_via)
+        summary = _pass(config_path, config, registry, batches, retrain_via)
+        if draw_reports:
+            tasks.draw_reports(registry)
+        return summary
 
 
 def _pass(

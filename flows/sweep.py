@@ -3,6 +3,7 @@ cluster), so one model's crash, OOM or bad data never touches another's."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -11,7 +12,9 @@ from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
 
 from flows import tasks
-from service.fleet import ModelEntry, is_due
+from service.fleet import ModelEntry, is_due, one_line
+from service.monitor import REPORT_PENDING
+from service.registry import Registry
 
 MONITOR_DEPLOYMENT = "monitor/monitor"
 
@@ -25,9 +28,15 @@ class Started:
 
 
 @flow(name="sweep")
-def sweep(models_dir: str = "/etc/driftloop/models", retrain_via: str = "event") -> list[Started]:
+def sweep(
+    models_dir: str = "/etc/driftloop/models", retrain_via: str = "event", reports_wait_seconds: int = 900
+) -> list[Started]:
     """Read the models directory afresh (a new file is picked up with nothing restarted) and start a
-    monitor run per model, tagged and named by model so the Prefect UI can filter them."""
+    monitor run per model, tagged and named by model so the Prefect UI can filter them.
+
+    The monitor runs leave their drift reports to the sweep: once they have ended (or after
+    ``reports_wait_seconds``, the rest left to the next sweep), it draws every model's in this one
+    process, so a fleet imports Evidently once instead of once per model."""
     started, now = [], datetime.now(UTC)
     entries = tasks.load_fleet(models_dir)
     for entry in entries:
@@ -35,21 +44,57 @@ def sweep(models_dir: str = "/etc/driftloop/models", retrain_via: str = "event")
             get_run_logger().error("%s: %s", entry.path, entry.error)
             started.append(Started(entry.name, str(entry.path), None, entry.error))
     due = [entry for entry in entries if entry.config is not None and _due(entry, now)]
+    with_reports = []
     for entry, reason in tasks.models_with_work(due):
         if reason is None:  # nothing new: no run, no Job, no process started for this model
             continue
+        with_reports.append(entry)
+        if reason == REPORT_PENDING:  # nothing to check: the sweep draws the report itself
+            continue
         get_run_logger().info("%s: %s", entry.name, reason)
-        run = run_deployment(
-            MONITOR_DEPLOYMENT,
-            parameters={"config_path": str(entry.path), "retrain_via": retrain_via},
-            flow_run_name=f"monitor-{entry.name}",
-            tags=[f"model:{entry.name}"],
-            timeout=0,  # start, do not wait: each model's pass runs on its own
-            as_subflow=False,
-            idempotency_key=f"{flow_run.get_id()}:{entry.name}",  # a retried sweep starts no second pass
-        )
-        started.append(Started(entry.name, str(entry.path), str(run.id)))
+        started.append(_start_pass(entry, retrain_via))
+    _wait_for([run.flow_run_id for run in started if run.flow_run_id], reports_wait_seconds)
+    for entry in with_reports:
+        _draw_reports(entry)
     return started
+
+
+def _start_pass(entry: ModelEntry, retrain_via: str) -> Started:
+    run = run_deployment(
+        MONITOR_DEPLOYMENT,
+        parameters={"config_path": str(entry.path), "retrain_via": retrain_via, "draw_reports": False},
+        flow_run_name=f"monitor-{entry.name}",
+        tags=[f"model:{entry.name}"],
+        timeout=0,  # start, do not wait: each model's pass runs on its own
+        as_subflow=False,
+        idempotency_key=f"{flow_run.get_id()}:{entry.name}",  # a retried sweep starts no second pass
+    )
+    return Started(entry.name, str(entry.path), str(run.id))
+
+
+def _draw_reports(entry: ModelEntry) -> None:
+    try:
+        tasks.draw_reports(Registry(entry.config))
+    except Exception as exc:  # isolation: they stay pending, and the next sweep draws them
+        get_run_logger().error("%s: drift reports left for the next sweep: %s", entry.name, one_line(exc))
+
+
+def _wait_for(flow_run_ids: list[str], seconds: float) -> None:
+    """Until every one of these runs has ended, or ``seconds`` have passed."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    deadline, waiting = time.monotonic() + seconds, list(flow_run_ids)
+    with get_client(sync_client=True) as client:
+        while waiting and time.monotonic() < deadline:
+            ended = set()
+            for start in range(0, len(waiting), 200):  # the API reads at most 200 runs per call
+                chunk = FlowRunFilter(id=FlowRunFilterId(any_=waiting[start : start + 200]))
+                runs = client.read_flow_runs(flow_run_filter=chunk, limit=200)
+                ended |= {str(run.id) for run in runs if run.state and run.state.is_final()}
+            waiting = [run_id for run_id in waiting if run_id not in ended]
+            if waiting:
+                time.sleep(2)
 
 
 def _due(entry: ModelEntry, now: datetime) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from service import checks, data, fleet, monitor, promote, retrain
+from service import checks, data, fleet, monitor, promote, reports, retrain
 from service.errors import is_transient
 from service.registry import Registry
 from service.settings import Config, load_config
@@ -94,6 +94,11 @@ def record_check(
     registry: Registry, reference: monitor.Reference, result: Any, batch: monitor.NewBatch, flow_run_id: str | None
 ) -> monitor.BatchVerdict:
     return monitor.record_and_decide(registry, reference, result, batch, flow_run_id=flow_run_id)
+
+
+@task(**IO)
+def draw_reports(registry: Registry) -> int:
+    return reports.draw_pending(registry)
 
 
 @task(**IO)

@@ -17,6 +17,8 @@ from service.registry import TAG, Registry, tag_filter
 
 MONITORING = "monitoring"
 REPORT_PATH = "drift/drift_report.html"
+# A check's report is drawn after its verdict is recorded (service.reports): the tag says where it is.
+REPORT_PENDING, REPORT_DRAWN, REPORT_UNAVAILABLE = "pending", "drawn", "unavailable"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class SeenBatch:
     run_id: str
     cause: str = ""
     dataset_drift: bool = False
+    report_pending: bool = False
 
 
 def _record(run: object) -> DriftCheckRecord:
@@ -99,6 +102,7 @@ def seen_batches(registry: Registry) -> dict[str, SeenBatch]:
                 run.info.run_id,  # type: ignore[attr-defined]
                 tags.get(f"{TAG}cause", ""),
                 tags.get(f"{TAG}dataset_drift") == "true",
+                tags.get(f"{TAG}report") == REPORT_PENDING,
             )
     return seen
 
@@ -161,6 +165,7 @@ def log_drift_check(
         "retrain": str(retrain).lower(),
         "reason": reason,
         "flow_run_id": flow_run_id or "",
+        "report": REPORT_DRAWN if result.html else REPORT_PENDING,
     }
     run_id = _open_run(registry, check_key(batch_hash, reference_run_id), tags, f"drift {Path(batch_uri).name}")
     metrics = {
@@ -170,8 +175,17 @@ def log_drift_check(
         "n_reference": float(result.n_reference),
         **{f"drift_score.{column.column}": column.score for column in result.columns},
     }
-    _finish(registry, run_id, metrics, {"drift/result.json": result.to_dict()}, {REPORT_PATH: result.html})
+    report = {REPORT_PATH: result.html} if result.html else {}
+    _finish(registry, run_id, metrics, {"drift/result.json": result.to_dict()}, report)
     return _record(registry.ask("read the check run", lambda: registry.client.get_run(run_id)))
+
+
+def pending_reports(registry: Registry, limit: int = 100) -> list[object]:
+    """Finished checks whose report is still to be drawn, oldest first (the order they were checked)."""
+    found = _search(
+        registry, MONITORING, [tag_filter("kind", "drift_check"), tag_filter("report", REPORT_PENDING)], limit
+    )
+    return found[::-1]
 
 
 def log_quarantine(registry: Registry, *, batch_uri: str, fingerprint: str, cause: str, flow_run_id: str | None) -> str:

@@ -101,7 +101,7 @@ def _sample(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
     return frame if len(frame) <= rows else frame.sample(n=rows, random_state=0)
 
 
-def _sampled_report(
+def sampled_report(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     numerical: list[str],
@@ -109,6 +109,8 @@ def _sampled_report(
     settings: DriftSection,
     verdict: str,
 ) -> str:
+    """Evidently's HTML report of ``current`` against ``reference``, on at most ``settings.report_rows``
+    rows per side; a sampled report says so and quotes ``verdict``, which was decided on every row."""
     from service.drift_evidently import evidently_check
 
     ref_sample, cur_sample = _sample(reference, settings.report_rows), _sample(current, settings.report_rows)
@@ -169,7 +171,7 @@ def check_drift(
     verdict = (
         f"{'drift' if dataset_drift else 'no drift'} ({sum(c.drifted for c in checked)} of {len(checked)} columns)"
     )
-    html = _sampled_report(reference, current, numerical, categorical, settings, verdict) if with_report else ""
+    html = sampled_report(reference, current, numerical, categorical, settings, verdict) if with_report else ""
     return DriftResult(
         dataset_drift=dataset_drift,
         drifted_share=share,

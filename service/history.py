@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from service.checks import REPORT_DRAWN, REPORT_PATH
 from service.registry import TAG
 
 MONITORING, TRAINING = "monitoring", "training"
@@ -41,19 +42,29 @@ def _runs(client: Any, model: str, stage: str, limit: int, filter_string: str = 
 
 
 def drift_history(client: Any, model: str, limit: int = 50) -> list[dict[str, Any]]:
-    """The latest drift checks of a model, newest first."""
+    """The latest drift checks of a model, newest first, each with its report once drawn (checks made
+    before reports were drawn apart carry no state: theirs was drawn with the check)."""
     return [
         {
+            **_report(run),
             "run_id": run.info.run_id,
             "batch": run.data.tags.get(f"{TAG}batch_uri"),
             "dataset_drift": run.data.tags.get(f"{TAG}dataset_drift") == "true",
             "drifted_share": run.data.metrics.get("drifted_share"),
             "reference_run": run.data.tags.get(f"{TAG}reference_run"),
             "checked_at_ms": run.info.start_time,
-            "report": f"{run.info.artifact_uri}/drift/drift_report.html",
         }
         for run in _runs(client, model, MONITORING, limit, CHECKS)
     ]
+
+
+def _report(run: Any) -> dict[str, Any]:
+    state = run.data.tags.get(f"{TAG}report", REPORT_DRAWN)
+    return {
+        "report": f"{run.info.artifact_uri}/{REPORT_PATH}" if state == REPORT_DRAWN else None,
+        "report_state": state,
+        "report_reason": run.data.tags.get(f"{TAG}report_reason") or None,
+    }
 
 
 def model_counts(client: Any, model: str, environments: list[tuple[str, str]]) -> ModelCounts:

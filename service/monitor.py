@@ -32,9 +32,10 @@ from service.contracts import (
 from service.data import fingerprint, frame_hash, list_batches, read_frame, read_window
 from service.drift import DriftResult, ReferenceProfile, check_drift, profile_reference
 from service.errors import ContractViolation, DataSourceError
-from service.registry import CHAMPION, CONTRACT_PATH, Registry
+from service.registry import CHAMPION, CONTRACT_PATH, LINEAGE_PATH, Registry
 from service.settings import Config, DebounceSection
 
+REPORT_PENDING = "a drift report is to be drawn"  # work for the sweep itself: no pass needed
 # Bad input that quarantines a batch; anything else (a server down) fails the pass and is retried.
 BAD_BATCH = (ContractViolation, DataSourceError)
 
@@ -94,14 +95,15 @@ def _prepared_reference(uris: tuple[str, ...], contract: DataContract) -> tuple[
 
 def current_reference(registry: Registry) -> Reference | None:
     """The first environment's champion and its training window, or None before the first training."""
-    config = registry.config
-    champion = registry.at_alias(config.environments[0], CHAMPION)
-    if champion is None:
-        return None
-    uris = tuple(str(uri) for uri in registry.lineage(champion)["training_data"])  # type: ignore[union-attr]
-    # The contract stored with the champion, not one re-drawn from data that may have changed since.
-    contract = contract_from_dict(registry.run_dict(champion.run_id, CONTRACT_PATH))
-    return Reference(champion.run_id, champion.version, uris, contract)
+    champion = registry.at_alias(registry.config.environments[0], CHAMPION)
+    return None if champion is None else reference_of(registry, champion.run_id, champion.version)
+
+
+def reference_of(registry: Registry, run_id: str, version: str = "") -> Reference:
+    """The reference a training run makes: its window, and the contract stored with it (not one re-drawn
+    from data that may have changed since)."""
+    uris = tuple(str(uri) for uri in registry.run_dict(run_id, LINEAGE_PATH)["training_data"])  # type: ignore[union-attr]
+    return Reference(run_id, version, uris, contract_from_dict(registry.run_dict(run_id, CONTRACT_PATH)))
 
 
 def config_changes(config: Config, contract: DataContract) -> list[str]:
@@ -129,6 +131,7 @@ def read_batch(uri: str, contract: DataContract) -> tuple[pd.DataFrame, str]:
 
 
 def run_drift_check(reference: Reference, batch: pd.DataFrame, config: Config) -> DriftResult:
+    """The verdict alone: its report is drawn once the verdict is recorded (service.reports)."""
     columns = config.drift.columns or reference.contract.feature_names
     return check_drift(
         reference.frame,
@@ -137,6 +140,7 @@ def run_drift_check(reference: Reference, batch: pd.DataFrame, config: Config) -
         categorical=[name for name in reference.contract.categorical if name in columns],
         settings=config.drift,
         profile=reference.profile,
+        with_report=False,
     )
 
 
@@ -223,8 +227,9 @@ def pending_retrain(registry: Registry, reference_run_id: str) -> DriftCheckReco
 
 def work_to_do(registry: Registry) -> str | None:
     """Why a pass of this model is needed, or None: no champion yet, a retrain pending, or a batch not
-    seen under its current size and date. Asked before a pass starts, it reads no data, so a sweep
-    with nothing new costs a listing and a few registry queries per model."""
+    seen under its current size and date (``REPORT_PENDING``: no pass, only a report left to draw).
+    Asked before a pass starts, it reads no data, so a sweep with nothing new costs a listing and a few
+    registry queries per model."""
     config = registry.config
     champion = registry.at_alias(config.environments[0], CHAMPION)
     if champion is None:
@@ -233,7 +238,9 @@ def work_to_do(registry: Registry) -> str | None:
         return "a retrain is pending"
     seen = seen_batches(registry)
     new = [uri for uri in list_batches(config.resolve(config.data.current)) if _is_new(uri, seen)]
-    return f"{len(new)} new batch(es)" if new else None
+    if new:
+        return f"{len(new)} new batch(es)"
+    return REPORT_PENDING if any(batch.report_pending for batch in seen.values()) else None
 
 
 def _is_new(uri: str, seen: dict[str, SeenBatch]) -> bool:

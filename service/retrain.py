@@ -21,8 +21,9 @@ from service.data import frame_hash, list_batches, read_window
 from service.evaluate import GateDecision, evaluate_gate, split_holdout
 from service.promote import Outcome, accept_candidate
 from service.registry import CHAMPION, CONTRACT_PATH, TAG, Registry, VersionRef
+from service.reports import report_of_check
 from service.settings import Config
-from service.tracking import code_version, finished_training, git_sha, log_training_run, read_report
+from service.tracking import code_version, finished_training, git_sha, log_training_run
 from service.train import fit_pipeline
 
 
@@ -176,7 +177,7 @@ def register_challenger(
             contract=contract,
             lineage=_lineage(registry, challenger, contract, drift_run_id, flow_run_id),
             tags={**tags, "training_key": key},
-            drift_report_html=read_report(registry, drift_run_id) if drift_run_id else None,
+            drift_report_html=report_of_check(registry, drift_run_id) if drift_run_id else None,
         ).run_id
     return registry.register(run_id, config.environments[0], {**tags, "training_run_id": run_id})
 

@@ -177,7 +177,3 @@ def log_training_run(
         registry.ask("upload the drift report", lambda: client.log_text(run_id, drift_report_html, REPORT_PATH))
     registry.ask("finish the training run", lambda: client.set_terminated(run_id))
     return TrainingRecord(run_id=run_id)
-
-
-def read_report(registry: Registry, run_id: str) -> str:
-    return registry.run_text(run_id, REPORT_PATH)

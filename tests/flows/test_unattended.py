@@ -63,23 +63,23 @@ def test_a_retried_check_recording_counts_the_batch_once(
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
 
-    # given a champion, and a report upload that fails once with a server error
+    # given a champion, and an upload of the check's result that fails once with a server error
     config_path = world(n_batches=2, drift_at=2)
     stream = config_path.parent / "data" / "stream"
     held = config_path.parent / "held.csv"
     (stream / "batch_002.csv").rename(held)
     monitor(str(config_path))
     held.rename(stream / "batch_002.csv")
-    real_log_text = MlflowClient.log_text
+    real_log_dict = MlflowClient.log_dict
     failures = []
 
-    def flaky_log_text(self: MlflowClient, run_id: str, text: str, artifact_file: str) -> None:
-        if artifact_file.endswith("drift_report.html") and not failures:
+    def flaky_log_dict(self: MlflowClient, run_id: str, dictionary: object, artifact_file: str) -> None:
+        if artifact_file == "drift/result.json" and not failures:
             failures.append(run_id)
             raise MlflowException("upstream connect error", error_code=TEMPORARILY_UNAVAILABLE)
-        real_log_text(self, run_id, text, artifact_file)
+        real_log_dict(self, run_id, dictionary, artifact_file)
 
-    monkeypatch.setattr(MlflowClient, "log_text", flaky_log_text)
+    monkeypatch.setattr(MlflowClient, "log_dict", flaky_log_dict)
     # when the pass checks the drifted batch (the recording task is retried)
     summary = monitor(str(config_path))
     # then the upload failed once, and the batch has exactly one finished check: the run the failed

@@ -35,8 +35,8 @@ Cases (U: the outcome then equals the uninterrupted run's; every fault is inject
 |    |                 | answered 503                             | unfinished; rerun finishes that run → U            |
 | 5  | check recording | batch 5's runs/create done by MLflow,    | retried: the run the lost answer made is found and |
 |    |                 | its answer lost (once)                   | finished, no second run; U                         |
-| 6  | report upload   | PUT of batch 5's drift_report.html       | fails after 4 attempts, batch 5's check run        |
-|    |                 | answered 503                             | unfinished; rerun finishes that run → U            |
+| 6  | report upload   | PUT of batch 5's drift_report.html       | fails after 4 attempts; batch 5's verdict recorded |
+|    |                 | answered 503                             | (finished), its report pending; rerun draws it → U |
 | 7  | registration    | model-versions/create in dev answered    | fails; the training run finished, no v2; rerun     |
 |    |                 | 503                                      | registers that run as v2 → U                       |
 | 8  | registration    | model-versions/create in dev done, its   | retried: v2 found by its training run, no v3; U    |
@@ -209,6 +209,7 @@ def outcome(model: Model) -> dict[str, Any]:
                 "reason": run.data.tags.get(f"{TAG}reason"),
                 "reference": version_of.get(run.data.tags.get(f"{TAG}reference_run", ""), "?"),
                 "drifted_share": round(run.data.metrics.get("drifted_share", -1.0), 6),
+                "report": run.data.tags.get(f"{TAG}report"),
             }
             for run in runs
             if run.info.status == "FINISHED"
@@ -483,17 +484,35 @@ def test_a_check_run_created_behind_a_lost_answer_is_reused(
     assert_caught_up(model, uninterrupted)
 
 
-def test_report_upload_that_fails_is_completed_by_the_rerun_not_duplicated(
+def test_report_upload_that_fails_leaves_the_verdict_recorded_and_the_rerun_draws_the_report(
     new_model: Callable[..., Model], mlflow_proxy: FaultProxy, uninterrupted: dict[str, Any]
 ) -> None:
+    from service.errors import RegistryUnavailable
+
     # given a champion
     model = new_model("faults-report")
     model.first_pass()
-    # when MLflow's artifact proxy answers 503 to batch 5's HTML report until it is restored, then the
-    # pass fails and the rerun completes the check run left unfinished
+    # when MLflow's artifact proxy answers 503 to batch 5's HTML report until it is restored
     upload = Fault(r"/drift/drift_report\.html$", method="PUT", after=1)
-    _unfinished_then_completed(model, mlflow_proxy, upload)
+    with mlflow_proxy.armed(upload), pytest.raises(RegistryUnavailable, match=rf"127\.0\.0\.1:{mlflow_proxy.port}"):
+        model.next_pass()
+    # then the pass fails, but batch 5's verdict and decision are recorded, its report left pending
+    assert len(upload.failed) == ATTEMPTS, upload.failed
+    assert list(check_run_ids(model, DRIFTED).values()) == ["FINISHED"]
+    assert report_states(model)[DRIFTED] == "pending"
+    # and the rerun draws it: nothing checked twice, and the end is the uninterrupted run's
+    model.next_pass()
+    assert report_states(model)[DRIFTED] == "drawn"
     assert_caught_up(model, uninterrupted)
+
+
+def report_states(model: Model) -> dict[str, str | None]:
+    """Batch → state of its drift check's report."""
+    return {
+        batch_name(run): run.data.tags.get("driftloop.report")
+        for run in monitoring_runs(model)
+        if run.data.tags.get("driftloop.kind") == "drift_check"
+    }
 
 
 def test_registration_that_fails_registers_the_same_training_run_on_rerun(

@@ -1,0 +1,81 @@
+"""Drift reports, drawn after the verdicts they illustrate.
+
+Evidently's HTML report costs more than the check itself (importing evidently alone takes seconds), and
+no decision waits for it. So a check records its verdict and its retrain decision first, tagged
+``report: pending``, and its report is drawn afterwards: at the end of the pass, or by the sweep for every
+model of a fleet in one process, where one import of evidently serves them all. The tag is on a finished
+record, so a report is never lost: whoever draws next finds it.
+"""
+
+from __future__ import annotations
+
+import json
+
+from service.checks import REPORT_DRAWN, REPORT_PATH, REPORT_PENDING, REPORT_UNAVAILABLE, pending_reports
+from service.drift import sampled_report
+from service.errors import DriftloopError, InfrastructureError
+from service.monitor import read_batch, reference_of
+from service.registry import TAG, Registry
+
+
+def draw_pending(registry: Registry, limit: int = 100) -> int:
+    """Draw the pending reports of this model's checks, oldest first; return how many were handled."""
+    runs = pending_reports(registry, limit)
+    for run in runs:
+        draw(registry, run)
+    return len(runs)
+
+
+def report_of_check(registry: Registry, check_run_id: str) -> str | None:
+    """The HTML report of a check, drawn now if still pending (a retrain keeps a copy of the report of the
+    check that asked for it); None when it cannot be drawn."""
+    run = registry.ask(f"read check run {check_run_id}", lambda: registry.client.get_run(check_run_id))
+    state = run.data.tags.get(f"{TAG}report", REPORT_DRAWN)  # older checks drew theirs with the verdict
+    if state == REPORT_PENDING:
+        state = draw(registry, run)
+    return registry.run_text(check_run_id, REPORT_PATH) if state == REPORT_DRAWN else None
+
+
+def draw(registry: Registry, run: object) -> str:
+    """Draw one check's report and mark it drawn, or mark it unavailable with the reason when it can no
+    longer be drawn faithfully (the batch changed or is gone). A server down raises: it stays pending."""
+    run_id, tags = run.info.run_id, run.data.tags  # type: ignore[attr-defined]
+    try:
+        html = _report_html(registry, run_id, tags)
+    except InfrastructureError:
+        raise
+    except Exception as exc:
+        # The verdict stands without its picture: a report that cannot be drawn (the batch is gone or
+        # changed, Evidently refuses the data) must not fail every later pass of the model.
+        _mark(registry, run_id, REPORT_UNAVAILABLE, f"{type(exc).__name__}: {exc}"[:4000])
+        return REPORT_UNAVAILABLE
+    registry.ask("upload the drift report", lambda: registry.client.log_text(run_id, html, REPORT_PATH))
+    _mark(registry, run_id, REPORT_DRAWN, "")
+    return REPORT_DRAWN
+
+
+def _report_html(registry: Registry, run_id: str, tags: dict[str, str]) -> str:
+    reference = reference_of(registry, tags[f"{TAG}reference_run"])
+    uri = tags[f"{TAG}batch_uri"]
+    frame, batch_hash = read_batch(uri, reference.contract)
+    if batch_hash != tags[f"{TAG}batch_hash"]:
+        raise DriftloopError(f"{uri} changed since it was checked: its report would show other data")
+    checked = json.loads(registry.run_text(run_id, "drift/result.json"))
+    names = {column["column"] for column in checked["columns"]}
+    drifted = sum(column["drifted"] for column in checked["columns"])
+    verdict = f"{'drift' if checked['dataset_drift'] else 'no drift'} ({drifted} of {len(names)} columns)"
+    return sampled_report(
+        reference.frame,
+        frame,
+        [name for name in reference.contract.numerical if name in names],
+        [name for name in reference.contract.categorical if name in names],
+        registry.config.drift,
+        verdict,
+    )
+
+
+def _mark(registry: Registry, run_id: str, state: str, reason: str) -> None:
+    from mlflow.entities import RunTag
+
+    tags = [RunTag(f"{TAG}report", state), RunTag(f"{TAG}report_reason", reason)]
+    registry.ask("tag the drift report", lambda: registry.client.log_batch(run_id, tags=tags))

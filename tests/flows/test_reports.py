@@ -1,0 +1,88 @@
+"""Drift reports are drawn after the verdicts: at the end of a pass, or later by whoever draws next
+(the sweep), and a report that cannot be drawn never holds a model back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from flows.monitor import monitor
+from service import reports
+from service.checks import REPORT_PATH
+from service.monitor import REPORT_PENDING, work_to_do
+from service.registry import TAG, Registry
+from service.settings import load_config
+
+
+def report_states(registry: Registry) -> dict[str, tuple[str | None, str | None]]:
+    """Batch file name → (report state, reason) of its drift check."""
+    runs = registry.client.search_runs(
+        [registry.experiment_id("monitoring")], f"tags.`{TAG}kind` = 'drift_check' and attributes.status = 'FINISHED'"
+    )
+    return {
+        Path(run.data.tags[f"{TAG}batch_uri"]).name: (
+            run.data.tags.get(f"{TAG}report"),
+            run.data.tags.get(f"{TAG}report_reason") or None,
+        )
+        for run in runs
+    }
+
+
+def test_a_pass_left_to_the_sweep_records_its_verdicts_and_the_next_drawer_draws_each_report(
+    prefect: str, world: Callable[..., Path]
+) -> None:
+    # given a champion and two batches, the second drifted
+    config_path = world(n_batches=2, drift_at=2)
+    registry = Registry(load_config(config_path))
+    # when a pass started by the sweep checks them (it leaves the reports to the sweep)
+    summary = monitor(str(config_path), draw_reports=False)
+    # then both verdicts are recorded, their reports pending, and the model has work for the sweep only
+    assert [verdict.dataset_drift for verdict in summary.verdicts] == [False, True]
+    assert report_states(registry) == {"batch_001.csv": ("pending", None), "batch_002.csv": ("pending", None)}
+    assert work_to_do(registry) == REPORT_PENDING
+    # when the pending reports are drawn
+    assert reports.draw_pending(registry) == 2
+    # then each check carries Evidently's report, and nothing is left to do
+    assert report_states(registry) == {"batch_001.csv": ("drawn", None), "batch_002.csv": ("drawn", None)}
+    html = Path(registry.client.download_artifacts(summary.verdicts[1].check_run_id, REPORT_PATH)).read_text()
+    drifted = summary.verdicts[1].drifted_columns
+    assert html.lstrip().startswith("<!DOCTYPE html>") and drifted and all(column in html for column in drifted)
+    assert work_to_do(registry) is None
+    assert reports.draw_pending(registry) == 0
+
+
+def test_a_report_whose_batch_changed_since_its_check_is_marked_unavailable_not_redrawn_forever(
+    prefect: str, world: Callable[..., Path]
+) -> None:
+    # given a checked batch whose report is pending, and the batch rewritten since
+    config_path = world(n_batches=1, drift_at=2)
+    registry = Registry(load_config(config_path))
+    monitor(str(config_path), draw_reports=False)
+    batch = config_path.parent / "data" / "stream" / "batch_001.csv"
+    rows = batch.read_text()
+    batch.write_text(rows + rows.splitlines()[-1] + "\n")  # one row more: other content, still valid
+    # when the reports are drawn
+    reports.draw_pending(registry)
+    # then its report is unavailable, the reason naming the file, and it is not pending any more
+    state, reason = report_states(registry)["batch_001.csv"]
+    assert state == "unavailable" and "batch_001.csv changed since it was checked" in reason
+    assert reports.draw_pending(registry) == 0
+
+
+def test_a_report_evidently_cannot_draw_leaves_the_pass_complete_with_the_reason_recorded(
+    prefect: str, world: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given Evidently failing on whatever it is given
+    def refusing(*args: object, **kwargs: object) -> str:
+        raise TypeError("evidently cannot draw this")
+
+    monkeypatch.setattr(reports, "sampled_report", refusing)
+    config_path = world(n_batches=2, drift_at=2)
+    # when a pass checks the batches and draws their reports
+    summary = monitor(str(config_path))
+    # then the pass completes with its verdicts, and each report says why it is missing
+    assert [verdict.dataset_drift for verdict in summary.verdicts] == [False, True]
+    states = report_states(Registry(load_config(config_path)))
+    assert set(states.values()) == {("unavailable", "TypeError: evidently cannot draw this")}
