@@ -5,7 +5,8 @@ servers on PostgreSQL (`service.stack.Stack`, the same code as `driftloop stack 
 Sweeps, each timed from its start to the end of the last monitor run it started:
   1. first: every model trains its first champion and checks its first batch;
   2. no new batch: the sweep reads each model's listing and registry records and starts nothing;
-  3. one new batch per model: one monitor run per model checks one batch.
+  3. one new batch per model: one monitor run per model checks one batch, and the sweep draws the
+     drift reports; its run time split per model: checks, registry, reports, orchestration.
 The worker's and the servers' resident memory (their process trees) is read after sweep 3 at N models
 and compared with the same figure at the smaller fleet run first in the same process. The baseline,
 in the same run, is one flow-run process of the stack doing nothing: `python -c "import prefect, mlflow"`.
@@ -47,7 +48,47 @@ def tree_rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def sweep(models_dir: Path) -> float:
+# Where a sweep's time goes, by task name: the rest of a run's wall time is orchestration (process
+# start, imports, Prefect's bookkeeping).
+SPLIT = {
+    "checks": ("drift_check", "examine", "list_batches"),
+    "registry": ("record_check", "seen_batches", "current_reference", "pending_retrain", "load", "models_with_work"),
+    "reports": ("draw_reports",),
+}
+
+
+def split(runs: list[object]) -> dict[str, float]:
+    """Seconds per SPLIT category, summed over the runs' task runs, and orchestration: the monitor runs'
+    running time outside their tasks (the sweep's own run mostly waits for them). A flow-run process's
+    start, before its run is RUNNING, is in none of them: it is the rest of the per-model total."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    monitors = {run.id for run in runs if run.name.startswith("monitor-")}  # type: ignore[attr-defined]
+    totals, inside_monitors = dict.fromkeys([*SPLIT, "orchestration"], 0.0), 0.0
+    with get_client(sync_client=True) as client:
+        for start in range(0, len(runs), 200):
+            chunk = [run.id for run in runs[start : start + 200]]  # type: ignore[attr-defined]
+            offset = 0
+            while True:
+                tasks = client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=200, offset=offset
+                )
+                for task in tasks:
+                    seconds = task.total_run_time.total_seconds()
+                    inside_monitors += seconds if task.flow_run_id in monitors else 0.0
+                    kind = next((k for k, names in SPLIT.items() if task.name.rsplit("-", 1)[0] in names), None)
+                    if kind:
+                        totals[kind] += seconds
+                if len(tasks) < 200:
+                    break
+                offset += 200
+    wall = sum(run.total_run_time.total_seconds() for run in runs if run.id in monitors)  # type: ignore[attr-defined]
+    totals["orchestration"] = max(wall - inside_monitors, 0.0)
+    return totals
+
+
+def sweep(models_dir: Path, runs_out: list[object] | None = None) -> float:
     """Run the sweep deployment; return seconds until it and every monitor run it started have ended."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime
@@ -66,10 +107,13 @@ def sweep(models_dir: Path) -> float:
             if sweep_run.state.is_final() and all(s in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"} for s in states):
                 break
             time.sleep(0.5)
+    elapsed = time.perf_counter() - start
     failed = [r.name for r in runs if r.state and r.state.type.value != "COMPLETED"]
     if failed:
         sys.exit(f"runs did not complete: {failed}")
-    return time.perf_counter() - start
+    if runs_out is not None:
+        runs_out += runs
+    return elapsed
 
 
 def fleet_round(stack: object, root: Path, models: int, rows: int) -> dict[str, float]:
@@ -81,10 +125,12 @@ def fleet_round(stack: object, root: Path, models: int, rows: int) -> dict[str, 
     idle = sweep(folder)
     for index in range(models):
         batch(rows, 3000 + index).to_parquet(root / f"m{index:03d}" / "stream" / "b002.parquet")
-    one_new = sweep(folder)
+    one_new_runs: list[object] = []
+    one_new = sweep(folder, one_new_runs)
+    parts = split(one_new_runs)
     worker = tree_rss_mb(stack.worker.process.pid)  # type: ignore[attr-defined]
     servers = tree_rss_mb(stack.prefect_server.process.pid) + tree_rss_mb(stack.mlflow_server.process.pid)  # type: ignore[attr-defined]
-    return {"first": first, "idle": idle, "one_new": one_new, "worker_mb": worker, "servers_mb": servers}
+    return {"first": first, "idle": idle, "one_new": one_new, "worker_mb": worker, "servers_mb": servers, **parts}
 
 
 def main() -> None:
@@ -114,6 +160,9 @@ def main() -> None:
     for key, name in (("first", "first (train + check)"), ("idle", "no new batch"), ("one_new", "one new batch each")):
         per_model = large[key] / args.models
         print(f"{name:<26} {small[key]:>9.1f}s {large[key]:>9.1f}s {per_model:>9.2f}s {large[key] / baseline:>11.1f}")
+    print(f"one new batch each, run time per model (summed over the runs; they overlap), N={args.models}:")
+    for key in (*SPLIT, "orchestration"):
+        print(f"  {key:<24} {large[key] / args.models:>9.2f}s")
     for key, name in (("worker_mb", "worker RSS"), ("servers_mb", "servers RSS")):
         print(f"{name:<26} {small[key]:>8.0f}MB {large[key]:>8.0f}MB {large[key] / small[key]:>10.2f}x")
 

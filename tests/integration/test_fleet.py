@@ -45,8 +45,9 @@ def model_file(world: World, folder: Path) -> Path:
 
 
 def sweep(folder: Path, since: datetime) -> dict[str, Any]:
-    """Run the sweep deployment over ``folder``; return the finished monitor run of each model, by model."""
-    run = wait_for_flow_run(start_deployment(SWEEP, {"models_dir": str(folder), "retrain_via": "event"}), 120)
+    """Run the sweep deployment over ``folder``; return the finished monitor run of each model, by model.
+    (The sweep ends after them: it waits for its monitor runs to draw their drift reports.)"""
+    run = wait_for_flow_run(start_deployment(SWEEP, {"models_dir": str(folder), "retrain_via": "event"}), 900)
     assert run.state.type.value == "COMPLETED", run.state.message
     monitors = {}
     for monitor in deployment_runs(MONITOR, since):
@@ -82,6 +83,10 @@ def test_the_sweep_runs_every_model_in_its_own_run_names_the_bad_file_and_picks_
         assert run.name == f"monitor-{model}"
     a_checks = _checks(folder / "fleet-a.yaml")
     assert len(a_checks) == 3 and len(_checks(folder / "fleet-b.yaml")) == 2
+    # and the monitor runs left their drift reports to the sweep, which drew every one of them
+    assert all(run.parameters.get("draw_reports") is False for run in monitors.values())
+    assert _report_states(folder / "fleet-a.yaml") == ["drawn"] * 3
+    assert _report_states(folder / "fleet-b.yaml") == ["drawn"] * 2
     # when a model file is added, a batch arrives for the regressor, and the sweep runs again, with
     # nothing restarted
     model_file(make_world("fleet-c", n_batches=2, drift_at=9), folder)
@@ -95,17 +100,35 @@ def test_the_sweep_runs_every_model_in_its_own_run_names_the_bad_file_and_picks_
     assert _checks(folder / "fleet-a.yaml") == a_checks and len(_checks(folder / "fleet-b.yaml")) == 2
 
 
+def _monitor_runs_started(since: datetime, count: int, timeout: float) -> dict[str, Any]:
+    """The monitor runs started since ``since``, by model tag, once there are ``count`` of them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = {next(t for t in run.tags if t.startswith("model:")): run for run in deployment_runs(MONITOR, since)}
+        if len(runs) >= count:
+            return runs
+        assert time.monotonic() < deadline, f"{len(runs)} monitor runs started in {timeout:.0f} s, expected {count}"
+        time.sleep(1)
+
+
 def _checks(config_path: Path) -> list[str]:
+    return sorted(run.info.run_id for run in _check_runs(config_path))
+
+
+def _report_states(config_path: Path) -> list[str | None]:
+    return [run.data.tags.get("driftloop.report") for run in _check_runs(config_path)]
+
+
+def _check_runs(config_path: Path) -> list[Any]:
     from service.registry import Registry
     from service.settings import load_config
 
     registry = Registry(load_config(config_path))
-    runs = registry.client.search_runs(
+    return registry.client.search_runs(
         [registry.experiment_id("monitoring")],
         "tags.`driftloop.kind` = 'drift_check' and attributes.status = 'FINISHED'",
         max_results=1000,
     )
-    return sorted(run.info.run_id for run in runs)
 
 
 def test_one_models_retrains_never_overlap_while_another_models_retrain_runs_side_by_side(
@@ -242,9 +265,8 @@ def test_a_killed_pass_of_one_model_leaves_the_others_complete_and_the_next_swee
         model_file(world, folder)
     since = datetime.now(UTC)
     # when the sweep starts both passes, and the first one's process is killed (an OOM kill, a node lost)
-    sweep_run = wait_for_flow_run(start_deployment(SWEEP, {"models_dir": str(folder), "retrain_via": "event"}), 120)
-    assert sweep_run.state.type.value == "COMPLETED", sweep_run.state.message
-    runs = {next(t for t in run.tags if t.startswith("model:")): run for run in deployment_runs(MONITOR, since)}
+    sweep_run = start_deployment(SWEEP, {"models_dir": str(folder), "retrain_via": "event"})
+    runs = _monitor_runs_started(since, 2, timeout=300)
     victim = runs["model:kill-a"].id
     wait_for_task(victim, "examine", timeout=400)
     os.kill(int(str(read_flow_run(victim).infrastructure_pid).rsplit(":", 1)[-1]), signal.SIGKILL)
@@ -252,6 +274,9 @@ def test_a_killed_pass_of_one_model_leaves_the_others_complete_and_the_next_swee
     assert wait_for_flow_run(victim, 120).state.type.value == "CRASHED"
     assert wait_for_flow_run(runs["model:kill-b"].id, 400).state.type.value == "COMPLETED"
     assert len(_checks(folder / "kill-b.yaml")) == 3
+    # and the sweep, which waited for both passes to end, completes having drawn the reports it could
+    assert wait_for_flow_run(sweep_run, 600).state.type.value == "COMPLETED"
+    assert _report_states(folder / "kill-b.yaml") == ["drawn"] * 3
     # and a later sweep, once the server has revoked the dead pass's lease on the model's slot (not
     # renewed for 60 s), gives the killed model its pass again: every batch checked exactly once
     deadline = time.monotonic() + 400
