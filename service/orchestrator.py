@@ -1,11 +1,13 @@
 """Talking to Prefect's REST API: starting flow runs of driftloop's deployments, recording events.
 
 Plain HTTP rather than the Prefect client keeps ``service/`` free of Prefect, as DESIGN.md asks: the
-API only needs "start this deployment with these parameters" and "record this event".
+API only needs "start this deployment with these parameters" and "record this event". Being plain
+HTTP, it sends the Prefect auth string itself (the Prefect client would do it from the same setting).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import urllib.error
@@ -22,14 +24,25 @@ class OrchestratorError(DriftloopError):
     """The Prefect API is unreachable or refused to start a run."""
 
 
+def _auth_headers() -> dict[str, str]:
+    """Basic auth from PREFECT_API_AUTH_STRING, as the Prefect client sends it: a server started with
+    PREFECT_SERVER_API_AUTH_STRING (the chart's default) answers 401 to anything else."""
+    auth_string = os.environ.get("PREFECT_API_AUTH_STRING")
+    if not auth_string:
+        return {}
+    return {"Authorization": "Basic " + base64.b64encode(auth_string.encode()).decode()}
+
+
 def _call(method: str, url: str, payload: dict[str, Any] | list[Any] | None = None) -> dict[str, Any]:
     data = json.dumps(payload, default=str).encode() if payload is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", **_auth_headers()}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=15) as response:
             return json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as exc:
-        raise OrchestratorError(f"Prefect API {url} answered {exc.code}: {exc.read()[:300]!r}") from None
+        hint = " (check PREFECT_API_AUTH_STRING: it must match the server's auth string)" if exc.code == 401 else ""
+        raise OrchestratorError(f"Prefect API {url} answered {exc.code}{hint}: {exc.read()[:300]!r}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise OrchestratorError(f"Prefect API {url} unreachable: {exc}") from None
 

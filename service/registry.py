@@ -74,6 +74,11 @@ def is_not_found(exc: Exception) -> bool:
     return code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc))
 
 
+def _forbidden(exc: Exception) -> bool:
+    cause = exc.__cause__
+    return cause is not None and getattr(cause, "get_http_status_code", lambda: 0)() == 403
+
+
 def classify(tracking_uri: str, what: str, exc: Exception) -> Exception:
     """The driftloop error for a failed MLflow call: unavailable (retry) unless MLflow refused the request."""
     status = exc.get_http_status_code() if hasattr(exc, "get_http_status_code") else 500
@@ -149,7 +154,14 @@ class Registry:
     def at_alias(self, env: str, alias: str) -> VersionRef | None:
         """The version ``@alias`` points to; None only when MLflow says there is none."""
         name = self.name(env)
-        found = self.lookup(f"read {name}@{alias}", lambda: self.client.get_model_version_by_alias(name, alias))
+        try:
+            found = self.lookup(f"read {name}@{alias}", lambda: self.client.get_model_version_by_alias(name, alias))
+        except RegistryError as exc:
+            # MLflow's auth app answers a non-admin 403, not 404, for an alias of a model that does not
+            # exist; the model's own lookup still gives the definite "not found".
+            if not _forbidden(exc) or self.lookup(f"read model {name}", lambda: self.client.get_registered_model(name)):
+                raise
+            return None
         return None if found is None else _with_alias(version_ref(found), alias)
 
     def version(self, env: str, version: str) -> VersionRef:

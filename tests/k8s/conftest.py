@@ -66,8 +66,23 @@ def values_args(values_file: str) -> list[str]:
     return [] if values_file == "default" else ["--values", str(CHART / "ci" / values_file)]
 
 
+# `helm template` sees no cluster, so the chart refuses to generate Secrets whose passwords lookup keeps
+# across upgrades: every render names existing Secrets first (later --values and --set still override).
+NO_CLUSTER_VALUES = Path(__file__).resolve().parent / "no-cluster-values.yaml"
+
+
 def helm_template(*args: str) -> subprocess.CompletedProcess[str]:
-    return run(tool("helm"), "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *args)
+    return run(
+        tool("helm"),
+        "template",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        NAMESPACE,
+        "--values",
+        str(NO_CLUSTER_VALUES),
+        *args,
+    )
 
 
 def parse(manifests: str) -> Objects:

@@ -3,7 +3,6 @@ servers' commands and settings, NetworkPolicies, the install notes."""
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import subprocess
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import CHART, VALUES_FILES, Objects, find, helm_template, pod_spec, run, tool
+from .conftest import CHART, NO_CLUSTER_VALUES, VALUES_FILES, Objects, find, helm_template, pod_spec, run, tool
 
 
 def pods(objects: Objects) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -88,29 +87,23 @@ def test_jobs_in_another_namespace_get_their_role_account_and_policy_there(rende
     worker = find(objects, "Deployment", "driftloop-prefect-worker")["spec"]["template"]["spec"]["containers"][0]
     assert env_of(worker)["PREFECT_INTEGRATIONS_KUBERNETES_OBSERVER_NAMESPACES"] == "driftloop-jobs"
     template = json.loads(find(objects, "ConfigMap", "driftloop-work-pool")["data"]["base-job-template.json"])
-    assert template["variables"]["properties"]["namespace"]["default"] == "driftloop-jobs"
+    # Not a job variable: the namespace is fixed in the job configuration and the manifest.
+    assert template["job_configuration"]["namespace"] == "driftloop-jobs"
+    assert template["job_configuration"]["job_manifest"]["metadata"]["namespace"] == "driftloop-jobs"
 
 
-def test_no_credential_reaches_a_configmap(rendered_text: dict[str, str], default_objects: Objects) -> None:
-    secret = find(default_objects, "Secret", "driftloop-database")
-    plain = base64.b64decode(secret["data"]["postgres-password"]).decode()
+def test_no_credential_reaches_a_configmap(rendered_text: dict[str, str]) -> None:
+    # The generated passwords are checked the same way in test_databases.py, where lookup sees a cluster.
     for values_file, objects in ((name, yaml.safe_load_all(text)) for name, text in rendered_text.items()):
         for obj in filter(None, objects):
             if obj["kind"] == "Secret":
                 continue
             text = json.dumps(obj)
             assert not re.search(r"://[^/\s:@\"]+:[^/\s@\"]+@", text), f"{values_file}: {obj['metadata']['name']}"
-            if values_file == "default":
-                assert plain not in text, obj["metadata"]["name"]
 
 
-def test_the_bundled_database_secret_and_volumes_outlive_an_uninstall(default_objects: Objects) -> None:
-    secret = find(default_objects, "Secret", "driftloop-database")
-    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    urls = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
-    assert urls["prefect-database-url"].startswith("postgresql+asyncpg://driftloop:")
-    assert urls["prefect-database-url"].endswith("@driftloop-postgresql:5432/prefect")
-    assert urls["mlflow-database-url"].endswith("@driftloop-postgresql:5432/mlflow")
+def test_the_bundled_database_volumes_outlive_an_uninstall(default_objects: Objects) -> None:
+    # The generated Secret's keep policy: test_databases.py, where lookup sees a cluster.
     artifacts = find(default_objects, "PersistentVolumeClaim", "driftloop-mlflow-artifacts")
     assert artifacts["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     postgresql = find(default_objects, "StatefulSet", "driftloop-postgresql")
@@ -129,7 +122,7 @@ def test_an_external_database_renders_no_postgresql(rendered: dict[str, Objects]
 
 def test_hooks_register_after_install_and_upgrade_and_migrate_before_upgrade(default_objects: Objects) -> None:
     register = find(default_objects, "Job", "driftloop-register")
-    assert register["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    assert register["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade,post-rollback"
     container = register["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["sh", "/etc/driftloop/work-pool/register.sh"]
     assert env_of(container)["PREFECT_API_URL"] == "http://driftloop-prefect-server:4200/api"
@@ -143,7 +136,7 @@ def test_migrations_can_be_turned_off(render_with) -> None:
     result = render_with("hooks.migrate.enabled=false")
     assert result.returncode == 0, result.stderr
     jobs = {d["metadata"]["name"] for d in yaml.safe_load_all(result.stdout) if d and d["kind"] == "Job"}
-    assert jobs == {"driftloop-register"}
+    assert jobs == {"driftloop-register", "driftloop-mlflow-users"}
 
 
 def test_servers_run_the_documented_commands(rendered: dict[str, Objects]) -> None:
@@ -172,7 +165,8 @@ def test_servers_run_the_documented_commands(rendered: dict[str, Objects]) -> No
         "kubernetes",
     ]
     mlflow = container("mlflow")
-    assert mlflow["command"][:2] == ["mlflow", "server"]
+    # with auth (the default) the chart's script runs `mlflow server --app-name basic-auth` with these arguments
+    assert mlflow["command"][:2] == ["sh", "/etc/driftloop/mlflow-auth/mlflow-auth-server.sh"]
     assert "--serve-artifacts" in mlflow["command"]
     assert mlflow["command"][mlflow["command"].index("--artifacts-destination") + 1] == "/mlartifacts"
     assert mlflow["command"][mlflow["command"].index("--workers") + 1] == "2"
@@ -200,7 +194,7 @@ def test_probes_hit_the_health_endpoints(default_objects: Objects) -> None:
         paths[name] = (container["readinessProbe"]["httpGet"]["path"], container["livenessProbe"]["httpGet"]["path"])
     assert paths == {
         "api": ("/readyz", "/healthz"),
-        "prefect-server": ("/api/health", "/api/health"),
+        "prefect-server": ("/api/ready", "/api/health"),
         "mlflow": ("/health", "/health"),
         "prefect-worker": ("/health", "/health"),
     }
@@ -249,8 +243,9 @@ def test_every_pod_is_selected_by_a_network_policy(values_file: str, rendered: d
         labels = obj["metadata"]["labels"] if obj["kind"] == "Pod" else obj["spec"]["template"]["metadata"]["labels"]
         assert selected(labels, obj["metadata"]["namespace"]), obj["metadata"]["name"]
     template = json.loads(find(objects, "ConfigMap", "driftloop-work-pool")["data"]["base-job-template.json"])
-    flow_run_labels = template["job_configuration"]["job_manifest"]["spec"]["template"]["metadata"]["labels"]
-    assert selected(flow_run_labels, template["variables"]["properties"]["namespace"]["default"])
+    job = template["job_configuration"]["job_manifest"]
+    # The base job template fixes the Jobs' namespace: it is no job variable.
+    assert selected(job["spec"]["template"]["metadata"]["labels"], job["metadata"]["namespace"])
 
 
 def test_only_prefect_mlflow_and_migrations_reach_postgresql(default_objects: Objects) -> None:
@@ -262,7 +257,11 @@ def test_only_prefect_mlflow_and_migrations_reach_postgresql(default_objects: Ob
 
 
 def test_install_notes_tell_how_to_open_the_three_uis() -> None:
-    result = run(tool("helm"), "install", "driftloop", str(CHART), "--namespace", "driftloop", "--dry-run=client")
+    # A client-side dry run sees no cluster either: it needs the Secrets named, as `helm template` does.
+    no_cluster = ("--values", str(NO_CLUSTER_VALUES))
+    result = run(
+        tool("helm"), "install", "driftloop", str(CHART), "--namespace", "driftloop", "--dry-run=client", *no_cluster
+    )
     assert result.returncode == 0, result.stderr
     notes = result.stdout.split("NOTES:", 1)[1]
     for service, port in (("prefect-server", 4200), ("mlflow", 5000), ("api", 8000)):
@@ -276,13 +275,13 @@ def test_helm_test_checks_that_the_three_services_answer(default_objects: Object
     pod = find(default_objects, "Pod", "driftloop-test-connection")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     args = pod["spec"]["containers"][0]["command"]
-    assert args[-6:] == [
-        "prefect",
-        "http://driftloop-prefect-server:4200/api/health",
-        "mlflow",
-        "http://driftloop-mlflow:5000/health",
-        "api",
-        "http://driftloop-api:8000/readyz",
+    # name, URL, credential: the authenticated calls prove the clients' credentials work, not just health.
+    assert args[-15:] == [
+        *("prefect", "http://driftloop-prefect-server:4200/api/health", "none"),
+        *("prefect-auth", "http://driftloop-prefect-server:4200/api/admin/version", "prefect"),
+        *("mlflow", "http://driftloop-mlflow:5000/health", "none"),
+        *("mlflow-auth", "http://driftloop-mlflow:5000/api/2.0/mlflow/experiments/search?max_results=1", "mlflow"),
+        *("api", "http://driftloop-api:8000/readyz", "none"),
     ]
 
 
@@ -290,7 +289,10 @@ def test_the_test_pod_script_fails_when_a_service_is_down(default_objects: Objec
     command = find(default_objects, "Pod", "driftloop-test-connection")["spec"]["containers"][0]["command"]
     script = command[2]
     down = subprocess.run(
-        [sys.executable, "-c", script, "nothing", "http://127.0.0.1:9/"], capture_output=True, text=True, timeout=30
+        [sys.executable, "-c", script, "nothing", "http://127.0.0.1:9/", "none"],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert down.returncode == 1 and "FAIL nothing" in down.stdout
 

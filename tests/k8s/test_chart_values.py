@@ -28,7 +28,10 @@ SCHEMA_MISTAKES = {
     ),
     "string for an integer": (["--set-string", "api.replicas=two"], ["at '/api/replicas'", "want integer"]),
     "string for a boolean": (["--set-string", "postgresql.enabled=yes"], ["at '/postgresql/enabled'", "want boolean"]),
-    "value outside an enum": (["--set", "mlflow.artifacts.type=gcs"], ["at '/mlflow/artifacts/type'", "'pvc', 's3'"]),
+    "value outside an enum": (
+        ["--set", "mlflow.artifacts.type=hdfs"],
+        ["at '/mlflow/artifacts/type'", "'pvc', 's3', 'gcs', 'azure'"],
+    ),
     "malformed digest": (["--set", "image.digest=latest"], ["at '/image/digest'", "does not match pattern"]),
     "container without limits": (
         ["--set", "api.resources.limits=null"],
@@ -56,13 +59,11 @@ def test_schema_mistake_fails_the_render_naming_the_key(mistake: str) -> None:
 
 RULE_BREAKS = {
     "external database without a secret": (
-        ["postgresql.enabled=false"],
+        ["postgresql.enabled=false", "database.existingSecret="],
         ["database.existingSecret: required when postgresql.enabled=false"],
     ),
-    "s3 artifacts without bucket nor credentials": (
-        ["mlflow.artifacts.type=s3"],
-        ["mlflow.artifacts.s3.bucket: required", "mlflow.artifacts.s3.existingSecret: required"],
-    ),
+    # Credentials are optional (a cloud identity needs none): only the bucket is missing.
+    "s3 artifacts without bucket": (["mlflow.artifacts.type=s3"], ["mlflow.artifacts.s3.bucket: required"]),
     "replicas sharing a ReadWriteOnce claim": (
         ["mlflow.replicas=2"],
         ["mlflow.replicas: 2 replicas cannot share a ReadWriteOnce claim"],
@@ -100,7 +101,9 @@ def test_fleet_numbers_are_checked_even_when_the_schema_is_skipped(override: str
 
 
 def test_every_broken_rule_is_reported_at_once() -> None:
-    result = helm_template("--set", "postgresql.enabled=false", "--set", "api.ingress.enabled=true")
+    result = helm_template(
+        "--set", "postgresql.enabled=false", "--set", "database.existingSecret=", "--set", "api.ingress.enabled=true"
+    )
     assert "database.existingSecret: required" in result.stderr
     assert "api.ingress.host: required" in result.stderr
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import CHART, ROOT, TELEMETRY_OFF, Objects, find, run, tool
+from .conftest import CHART, NO_CLUSTER_VALUES, ROOT, TELEMETRY_OFF, Objects, find, run, tool
 
 BUNDLED = "bundled-database-values.yaml"  # two models, fleet 900 s / 8 monitors / 3 retrains
 PREFECT_YAML = ROOT / "flows" / "prefect.yaml"
@@ -55,7 +55,7 @@ def models_configmaps(objects: Objects) -> dict[str, dict[str, str]]:
 
 def register_env(objects: Objects) -> dict[str, str]:
     container = find(objects, "Job", "driftloop-register")["spec"]["template"]["spec"]["containers"][0]
-    return {item["name"]: item["value"] for item in container["env"]}
+    return {item["name"]: item["value"] for item in container["env"] if "value" in item}  # not secretKeyRefs
 
 
 # the models ConfigMap ------------------------------------------------------------------------------
@@ -112,7 +112,7 @@ def test_the_register_job_passes_the_fleet_values(
 def test_install_notes_state_the_sweep_and_the_fleet_numbers() -> None:
     result = run(
         tool("helm"), "install", "driftloop", str(CHART), "--namespace", "driftloop", "--dry-run=client",
-        "--values", str(CHART / "ci" / BUNDLED),
+        "--values", str(NO_CLUSTER_VALUES), "--values", str(CHART / "ci" / BUNDLED),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     notes = " ".join(result.stdout.split("NOTES:", 1)[1].split())
@@ -125,13 +125,22 @@ def test_install_notes_state_the_sweep_and_the_fleet_numbers() -> None:
 
 @pytest.fixture(scope="module")
 def prefect_health() -> Iterator[str]:
-    """A Prefect API URL whose /health answers 200: all the script asks of the API before `prefect`."""
+    """A Prefect API URL whose /health answers 200 and that holds no deployment: all the script asks of
+    the API itself (the rest goes through the stubbed `prefect`)."""
 
     class Health(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            # /health, else 404: the deployment the script looks up by name does not exist yet.
             self.send_response(200 if self.path == "/api/health" else 404)
             self.end_headers()
             self.wfile.write(b"true")
+
+        def do_POST(self) -> None:
+            # The script lists the deployments it registered before, to delete those no longer declared.
+            self.send_response(200 if self.path == "/api/deployments/filter" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"[]")
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -198,6 +207,11 @@ def test_register_deploys_prefect_yaml_with_the_fleet_values(
     by_name["sweep"]["schedules"][0]["interval"] = 900
     by_name["monitor"]["concurrency_limit"]["limit"] = 8
     by_name["retrain"]["concurrency_limit"]["limit"] = 3
+    for deployment in expected["deployments"]:
+        # What every registration adds: the tag of the chart's deployments, a slug naming each schedule.
+        deployment["tags"].append("driftloop-chart")
+        for index, schedule in enumerate(deployment.get("schedules") or []):
+            schedule["slug"] = f"{deployment['name']}-{index}"
     assert deployed == expected
     assert "register: sweep of /etc/driftloop/models every 900 s" in result.stdout
     # and the adjusted copy went to a folder of its own, removed when the script ends

@@ -95,6 +95,7 @@ def test_the_flow_run_job_runs_our_image_locked_down_with_requests_and_limits(jo
         "runAsUser": 10001,
         "runAsGroup": 10001,
         "fsGroup": 10001,
+        "fsGroupChangePolicy": "OnRootMismatch",
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     context = container["securityContext"]

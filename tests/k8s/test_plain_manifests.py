@@ -52,8 +52,11 @@ def test_k8s_readme_creates_the_secret_the_manifests_read(plain_manifests: Objec
     server = find(plain_manifests, "Deployment", "driftloop-prefect-server")
     reference = server["spec"]["template"]["spec"]["containers"][0]["env"]
     keys = {item["valueFrom"]["secretKeyRef"]["key"] for item in reference if "valueFrom" in item}
-    assert keys == {"prefect-database-url"}
+    assert keys == {"prefect-database-url", "prefect-auth-string"}
     for needed in (
+        "create secret generic driftloop-auth",
+        "create secret generic driftloop-flow-run-auth",
+        "prefect-auth-string",
         "create secret generic driftloop-database",
         "postgres-password",
         "prefect-database-url",

@@ -24,7 +24,7 @@ from unittest import mock
 import pytest
 import yaml
 
-from .conftest import ROOT
+from .conftest import ROOT, base_job_template_of
 from .test_flow_run_job import job_validation_errors
 
 POOL = "driftloop-worker-test"
@@ -213,3 +213,43 @@ def test_a_job_that_still_runs_leaves_its_flow_run_alone(
 
     asyncio.run(deliver_watch_event())
     assert read_flow_run(scheduled_monitor_run).state.is_running()
+
+
+def test_the_worker_creates_the_job_of_a_run_with_job_variables_in_the_jobs_namespace(
+    prefect_api: str, rendered: dict[str, Any], kubernetes: FakeBatchApi
+) -> None:
+    """The external-database example sends Jobs to namespace driftloop-jobs; a run that sets the
+    allowed job variables gets them, and nothing else of the Job moves."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.states import Scheduled
+
+    template = base_job_template_of(rendered["external-database-s3-values.yaml"])
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(
+            WorkPoolCreate(name=POOL, type="kubernetes", base_job_template=template), overwrite=True
+        )
+        deployment_id = client.create_deployment(
+            flow_id=client.create_flow_from_name("monitor"), name=f"monitor-{uuid.uuid4().hex[:8]}", work_pool_name=POOL
+        )
+        flow_run = client.create_flow_run_from_deployment(
+            deployment_id, state=Scheduled(), job_variables={"memory_limit": "8Gi", "env": {"EXTRA": "1"}}
+        )
+
+    run_worker()
+
+    ((namespace, job),) = kubernetes.created
+    assert namespace == job["metadata"]["namespace"] == "driftloop-jobs"
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["resources"]["limits"]["memory"] == "8Gi"
+    assert {"name": "EXTRA", "value": "1"} in container["env"]
+    assert pod["serviceAccountName"] == "driftloop-flow-run"
+    assert container["image"].startswith("registry.example.com/driftloop@sha256:")
+    assert container["command"] == [
+        "/usr/bin/env",
+        "MLFLOW_TRACKING_URI=http://driftloop-mlflow.driftloop:5000",
+        "PREFECT_API_URL=http://driftloop-prefect-server.driftloop:4200/api",
+    ]
+    assert job["metadata"]["labels"]["prefect.io/flow-run-id"] == str(flow_run.id)
+    assert job_validation_errors(job, "1.35") == []

@@ -29,13 +29,26 @@ LEFT_OUT = {("Job", "driftloop-migrate"), ("Pod", "driftloop-test-connection"), 
 HEADER = (
     "# Generated from helm/driftloop by helm/driftloop/scripts/render_k8s.py: edit the chart and rerun it.\n"
     "# Release `driftloop` in namespace `driftloop`: the chart's default values, and\n"
-    "# database.existingSecret=driftloop-database (create that Secret first: see k8s/README.md).\n"
+    "# database.existingSecret=driftloop-database, auth.existingSecret=driftloop-auth and\n"
+    "# auth.flowRunExistingSecret=driftloop-flow-run-auth (create those Secrets first: see k8s/README.md).\n"
+)
+
+
+# Without Helm nothing generates passwords (nor could it keep them across applies): the manifests name
+# the Secrets k8s/README.md creates, and the chart refuses to render without them where lookup is blind.
+EXISTING_SECRETS = (
+    "--set",
+    "database.existingSecret=driftloop-database",
+    "--set",
+    "auth.existingSecret=driftloop-auth",
+    "--set",
+    "auth.flowRunExistingSecret=driftloop-flow-run-auth",
 )
 
 
 def helm_template(*args: str) -> list[dict[str, Any]]:
     """The objects `helm template` renders for release `driftloop` in namespace `driftloop`."""
-    command = ["helm", "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *args]
+    command = ["helm", "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *EXISTING_SECRETS, *args]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 

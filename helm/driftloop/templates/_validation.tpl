@@ -6,18 +6,17 @@ what it expects. Called from validation.yaml, so every render runs them.
 {{- $v := .Values -}}
 {{- $errors := list -}}
 {{- if and (not $v.postgresql.enabled) (not $v.database.existingSecret) -}}
-{{- $errors = append $errors (printf "database.existingSecret: required when postgresql.enabled=false (an external database): name a Secret with keys %q (postgresql+asyncpg://...) and %q (postgresql://...)" $v.database.prefectUrlKey $v.database.mlflowUrlKey) -}}
+{{- $errors = append $errors (printf "database.existingSecret: required when postgresql.enabled=false (an external database): name a Secret with keys %q (postgresql+asyncpg://...) and %q (postgresql+psycopg2://...)" $v.database.prefectUrlKey $v.database.mlflowUrlKey) -}}
 {{- end -}}
-{{- if eq $v.mlflow.artifacts.type "s3" -}}
-{{- if not $v.mlflow.artifacts.s3.bucket -}}
-{{- $errors = append $errors "mlflow.artifacts.s3.bucket: required when mlflow.artifacts.type=s3" -}}
+{{- /* The bundled PostgreSQL keeps the passwords of its first start; a render that cannot read the
+generated Secret back (helm template, Argo CD) would write new ones it never learns. */ -}}
+{{- if and $v.postgresql.enabled (not $v.database.existingSecret) (not (include "driftloop.clusterVisible" .)) -}}
+{{- $errors = append $errors (printf "database.existingSecret: required when rendering without access to the cluster (helm template, GitOps): lookup cannot read back the generated database passwords, so each render would make new ones that PostgreSQL never learns. Name a Secret with keys %q (the PostgreSQL superuser's password, read only by the PostgreSQL pod), %q (postgresql+asyncpg://prefect:<password>@%s:5432/prefect) and %q (postgresql+psycopg2://mlflow:<password>@%s:5432/mlflow); PostgreSQL creates those roles and databases" $v.database.passwordKey $v.database.prefectUrlKey (include "driftloop.componentName" (dict "root" . "component" "postgresql")) $v.database.mlflowUrlKey (include "driftloop.componentName" (dict "root" . "component" "postgresql"))) -}}
 {{- end -}}
-{{- if not $v.mlflow.artifacts.s3.existingSecret -}}
-{{- $errors = append $errors (printf "mlflow.artifacts.s3.existingSecret: required when mlflow.artifacts.type=s3: name a Secret with keys %q and %q" $v.mlflow.artifacts.s3.accessKeyIdKey $v.mlflow.artifacts.s3.secretAccessKeyKey) -}}
-{{- end -}}
-{{- end -}}
+{{- $errors = concat $errors (include "driftloop.clusterStateErrors" . | fromJsonArray) -}}
+{{- $errors = concat $errors (include "driftloop.artifactsErrors" . | fromJsonArray) -}}
 {{- if and (eq $v.mlflow.artifacts.type "pvc") (gt (int $v.mlflow.replicas) 1) (eq $v.mlflow.artifacts.pvc.accessMode "ReadWriteOnce") -}}
-{{- $errors = append $errors (printf "mlflow.replicas: %d replicas cannot share a ReadWriteOnce claim: set mlflow.artifacts.pvc.accessMode=ReadWriteMany or mlflow.artifacts.type=s3" (int $v.mlflow.replicas)) -}}
+{{- $errors = append $errors (printf "mlflow.replicas: %d replicas cannot share a ReadWriteOnce claim: set mlflow.artifacts.pvc.accessMode=ReadWriteMany or mlflow.artifacts.type=s3, gcs or azure" (int $v.mlflow.replicas)) -}}
 {{- end -}}
 {{- range $component := list "api" "prefectServer" "mlflow" -}}
 {{- $ingress := (index $v $component).ingress -}}
@@ -36,6 +35,21 @@ the register hook writes these numbers into flows/prefect.yaml as they are. */ -
 {{- $errors = append $errors (printf "fleet.%s: expected a whole number of 1 or more, got %v" $key $n) -}}
 {{- end -}}
 {{- end -}}
+{{- /* Generated credentials are read back with lookup; where it sees nothing (helm template, Argo CD)
+every render would write new ones that the servers and PostgreSQL never learn. */ -}}
+{{- if include "driftloop.authEnabled" . -}}
+{{- $a := $v.auth -}}
+{{- if and (not $a.existingSecret) (not (include "driftloop.clusterVisible" .)) -}}
+{{- $errors = append $errors (printf "auth.existingSecret: required when rendering without access to the cluster (helm template, GitOps): lookup cannot read back generated passwords, so each render would make new ones. Name a Secret with keys %q (user:password), %q, %q, %q and %q (the MLflow admin and service users), and set auth.flowRunExistingSecret" $a.prefect.authStringKey $a.mlflow.adminUsernameKey $a.mlflow.adminPasswordKey $a.mlflow.serviceUsernameKey $a.mlflow.servicePasswordKey) -}}
+{{- end -}}
+{{- if and $a.existingSecret (not $a.flowRunExistingSecret) -}}
+{{- $errors = append $errors (printf "auth.flowRunExistingSecret: required with auth.existingSecret: name a Secret in namespace %q (the Jobs' namespace) with keys PREFECT_API_AUTH_STRING, MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (MLflow's service user, not the admin), for the flow-run Jobs" (include "driftloop.jobsNamespace" .)) -}}
+{{- end -}}
+{{- end -}}
+{{- $errors = concat $errors (include "driftloop.flowRunJobErrors" . | fromJsonArray) -}}
+{{- $errors = concat $errors (include "driftloop.mlflowAuthErrors" . | fromJsonArray) -}}
+{{- $errors = concat $errors (include "driftloop.networkErrors" . | fromJsonArray) -}}
+{{- $errors = concat $errors (include "driftloop.podLabelErrors" . | fromJsonArray) -}}
 {{- if $errors -}}
 {{- fail (printf "\n%s" (join "\n" $errors)) -}}
 {{- end -}}
