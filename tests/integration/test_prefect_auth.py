@@ -42,11 +42,10 @@ def pod_env(objects: list[dict[str, Any]], kind: str, name: str, secrets: dict[s
 
 
 @pytest.fixture(scope="module")
-def chart(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def chart() -> dict[str, Any]:
     """The chart as installed: its objects and its generated Secrets' data."""
-    folder = tmp_path_factory.mktemp("chart")
     with lookup_cluster(NAMESPACE) as cluster:
-        result = render_on_cluster(cluster, folder)
+        result = render_on_cluster(cluster)
     assert result.returncode == 0, result.stderr
     objects = parse(result.stdout)
     secrets = {

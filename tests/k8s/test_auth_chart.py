@@ -12,7 +12,6 @@ import asyncio
 import base64
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,8 +53,8 @@ def cluster() -> Iterator[LookupCluster]:
         yield stand_in
 
 
-def installed(cluster: LookupCluster, folder: Path, *overrides: str) -> Objects:
-    result = render_on_cluster(cluster, folder, *overrides)
+def installed(cluster: LookupCluster, *overrides: str) -> Objects:
+    result = render_on_cluster(cluster, *overrides)
     assert result.returncode == 0, result.stderr
     return parse(result.stdout)
 
@@ -138,9 +137,9 @@ def test_a_typo_in_the_auth_block_fails_naming_the_key(render_with: Any) -> None
 # --- install and upgrade: credentials generated and kept ---------------------------------------------
 
 
-def test_install_generates_random_credentials_kept_after_uninstall(cluster: LookupCluster, tmp_path: Path) -> None:
-    first = find(installed(cluster, tmp_path / "a"), "Secret", AUTH_SECRET)
-    second = find(installed(cluster, tmp_path / "b"), "Secret", AUTH_SECRET)
+def test_install_generates_random_credentials_kept_after_uninstall(cluster: LookupCluster) -> None:
+    first = find(installed(cluster), "Secret", AUTH_SECRET)
+    second = find(installed(cluster), "Secret", AUTH_SECRET)
     assert first["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     credentials = decoded(first)
     assert credentials["mlflow-admin-username"] == "admin"
@@ -153,23 +152,21 @@ def test_install_generates_random_credentials_kept_after_uninstall(cluster: Look
     assert decoded(second)["mlflow-admin-password"] != credentials["mlflow-admin-password"]
 
 
-def test_upgrade_keeps_the_credentials_of_the_secret_in_the_cluster(cluster: LookupCluster, tmp_path: Path) -> None:
-    secret = find(installed(cluster, tmp_path / "install"), "Secret", AUTH_SECRET)
+def test_upgrade_keeps_the_credentials_of_the_secret_in_the_cluster(cluster: LookupCluster) -> None:
+    secret = find(installed(cluster), "Secret", AUTH_SECRET)
     # As `helm install` leaves it: owned by the release, so the upgrade may take it over.
     secret["metadata"]["annotations"].update(
         {"meta.helm.sh/release-name": RELEASE, "meta.helm.sh/release-namespace": NAMESPACE}
     )
     cluster.add(secret)
-    upgraded = installed(cluster, tmp_path / "upgrade")
+    upgraded = installed(cluster)
     assert decoded(find(upgraded, "Secret", AUTH_SECRET)) == decoded(secret)
     flow_run = decoded(find(upgraded, "Secret", FLOW_RUN_SECRET))
     assert flow_run["PREFECT_API_AUTH_STRING"] == decoded(secret)["prefect-auth-string"]
 
 
-def test_the_flow_run_secret_holds_the_service_user_and_no_admin_password(
-    cluster: LookupCluster, tmp_path: Path
-) -> None:
-    objects = installed(cluster, tmp_path, "worker.jobsNamespace=driftloop-jobs")
+def test_the_flow_run_secret_holds_the_service_user_and_no_admin_password(cluster: LookupCluster) -> None:
+    objects = installed(cluster, "worker.jobsNamespace=driftloop-jobs")
     credentials = decoded(find(objects, "Secret", AUTH_SECRET))
     secret = find(objects, "Secret", FLOW_RUN_SECRET)
     assert secret["metadata"]["namespace"] == "driftloop-jobs"
@@ -181,11 +178,11 @@ def test_the_flow_run_secret_holds_the_service_user_and_no_admin_password(
     assert credentials["mlflow-admin-password"] not in decoded(secret).values()
 
 
-def test_on_a_cluster_the_chart_renders_without_existing_secrets(cluster: LookupCluster, tmp_path: Path) -> None:
-    objects = installed(cluster, tmp_path)
+def test_on_a_cluster_the_chart_renders_without_existing_secrets(cluster: LookupCluster) -> None:
+    objects = installed(cluster)
     server = env_of(find(objects, "Deployment", "driftloop-prefect-server"))
     assert server["PREFECT_SERVER_API_AUTH_STRING"] == (AUTH_SECRET, "prefect-auth-string")
-    assert f"/api/v1/namespaces/{NAMESPACE}/secrets/{AUTH_SECRET}" in cluster.requested
+    assert f"GET /api/v1/namespaces/{NAMESPACE}/secrets/{AUTH_SECRET}" in cluster.requests
 
 
 # --- the worker's Jobs -------------------------------------------------------------------------------
@@ -237,10 +234,8 @@ def test_the_workers_jobs_reference_the_flow_run_secret_instead_of_the_auth_stri
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-def test_the_chart_rendered_on_a_cluster_is_valid_kubernetes(
-    version: str, cluster: LookupCluster, tmp_path: Path
-) -> None:
+def test_the_chart_rendered_on_a_cluster_is_valid_kubernetes(version: str, cluster: LookupCluster) -> None:
     """The generated Secrets exist only on this path (GitOps renders never have them): validated too."""
-    objects = installed(cluster, tmp_path, "worker.jobsNamespace=driftloop-jobs")
+    objects = installed(cluster, "worker.jobsNamespace=driftloop-jobs")
     assert {AUTH_SECRET, FLOW_RUN_SECRET} <= {obj["metadata"]["name"] for obj in objects if obj["kind"] == "Secret"}
     assert validation_errors(objects, version) == []

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -333,10 +332,10 @@ def test_the_install_notes_warn_when_jobs_share_the_release_namespace() -> None:
     assert warning not in install_notes("worker.jobsNamespace=driftloop-jobs")
 
 
-def test_a_pull_secret_missing_from_the_jobs_namespace_fails_the_install(tmp_path: Path) -> None:
+def test_a_pull_secret_missing_from_the_jobs_namespace_fails_the_install() -> None:
     overrides = ("worker.jobsNamespace=driftloop-jobs", "image.pullSecrets[0]=regcred")
     with lookup_cluster("driftloop") as cluster:
-        missing = render_on_cluster(cluster, tmp_path / "missing", *overrides)
+        missing = render_on_cluster(cluster, *overrides)
         assert missing.returncode != 0
         assert (
             'image.pullSecrets: Secret "regcred" not found in namespace "driftloop-jobs" (worker.jobsNamespace)'
@@ -345,5 +344,5 @@ def test_a_pull_secret_missing_from_the_jobs_namespace_fails_the_install(tmp_pat
         cluster.add(
             {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "regcred", "namespace": "driftloop-jobs"}}
         )
-        present = render_on_cluster(cluster, tmp_path / "present", *overrides)
+        present = render_on_cluster(cluster, *overrides)
         assert present.returncode == 0, present.stderr

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -211,11 +210,10 @@ def cluster() -> Iterator[LookupCluster]:
         yield stand_in
 
 
-def test_a_reader_named_like_a_generated_user_fails_naming_the_key(cluster: LookupCluster, tmp_path: Path) -> None:
+def test_a_reader_named_like_a_generated_user_fails_naming_the_key(cluster: LookupCluster) -> None:
     # with generated credentials (a cluster lookup sees), the admin is `admin` and the service user `driftloop`
     result = render_on_cluster(
         cluster,
-        tmp_path,
         "auth.mlflow.readers[0].username=admin",
         "auth.mlflow.readers[0].existingSecret=s",
         "auth.mlflow.readers[0].passwordKey=p",
