@@ -493,7 +493,7 @@ def test_report_upload_that_fails_leaves_the_verdict_recorded_and_the_rerun_draw
     model = new_model("faults-report")
     model.first_pass()
     # when MLflow's artifact proxy answers 503 to batch 5's HTML report until it is restored
-    upload = Fault(r"/drift/drift_report\.html$", method="PUT", after=1)
+    upload = Fault(r"/drift/drift_report\.html$", method="PUT")
     with mlflow_proxy.armed(upload), pytest.raises(RegistryUnavailable, match=rf"127\.0\.0\.1:{mlflow_proxy.port}"):
         model.next_pass()
     # then the pass fails, but batch 5's verdict and decision are recorded, its report left pending
