@@ -55,6 +55,27 @@ SPLIT = {
     "registry": ("record_check", "seen_batches", "current_reference", "pending_retrain", "load", "models_with_work"),
     "reports": ("draw_reports",),
 }
+# A sweep with nothing new is the sweep's own run: reading the directory, asking each model.
+IDLE_SPLIT = {"read the models directory": ("load_fleet",), "ask each model": ("models_with_work",)}
+
+
+def idle_split(runs: list[object], wall: float) -> dict[str, float]:
+    """The sweep run's tasks, its running time outside them, and the rest of the wall time: scheduling
+    and the start of its flow-run process."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    run = runs[-1]  # sweep() puts the sweep's own run last
+    with get_client(sync_client=True) as client:
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])), limit=200)  # type: ignore[attr-defined]
+    parts = {
+        name: sum(t.total_run_time.total_seconds() for t in tasks if t.name.rsplit("-", 1)[0] in names)
+        for name, names in IDLE_SPLIT.items()
+    }
+    running = run.total_run_time.total_seconds()  # type: ignore[attr-defined]
+    parts["sweep run, outside its tasks"] = max(running - sum(parts.values()), 0.0)
+    parts["scheduling and process start"] = max(wall - running, 0.0)
+    return parts
 
 
 def split(runs: list[object]) -> dict[str, float]:
@@ -103,6 +124,7 @@ def sweep(models_dir: Path, runs_out: list[object] | None = None) -> float:
                 flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since)), limit=200
             )
             sweep_run = client.read_flow_run(run.id)
+            runs = [r for r in runs if r.id != run.id] + [sweep_run]
             states = [r.state.type.value for r in runs if r.state] + [sweep_run.state.type.value]
             if sweep_run.state.is_final() and all(s in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"} for s in states):
                 break
@@ -122,7 +144,9 @@ def fleet_round(stack: object, root: Path, models: int, rows: int) -> dict[str, 
     for path in folder.glob("*.yaml"):  # the stack's MLflow server, not a sqlite file
         path.write_text(path.read_text().replace(f"sqlite:///{root / 'mlflow.db'}", stack.mlflow_url))  # type: ignore[attr-defined]
     first = sweep(folder)
-    idle = sweep(folder)
+    idle_runs: list[object] = []
+    idle = sweep(folder, idle_runs)
+    idle_parts = idle_split(idle_runs, idle)
     for index in range(models):
         batch(rows, 3000 + index).to_parquet(root / f"m{index:03d}" / "stream" / "b002.parquet")
     one_new_runs: list[object] = []
@@ -130,7 +154,8 @@ def fleet_round(stack: object, root: Path, models: int, rows: int) -> dict[str, 
     parts = split(one_new_runs)
     worker = tree_rss_mb(stack.worker.process.pid)  # type: ignore[attr-defined]
     servers = tree_rss_mb(stack.prefect_server.process.pid) + tree_rss_mb(stack.mlflow_server.process.pid)  # type: ignore[attr-defined]
-    return {"first": first, "idle": idle, "one_new": one_new, "worker_mb": worker, "servers_mb": servers, **parts}
+    timings = {"first": first, "idle": idle, "one_new": one_new}
+    return {**timings, "worker_mb": worker, "servers_mb": servers, **parts, **idle_parts}
 
 
 def main() -> None:
@@ -160,6 +185,9 @@ def main() -> None:
     for key, name in (("first", "first (train + check)"), ("idle", "no new batch"), ("one_new", "one new batch each")):
         per_model = large[key] / args.models
         print(f"{name:<26} {small[key]:>9.1f}s {large[key]:>9.1f}s {per_model:>9.2f}s {large[key] / baseline:>11.1f}")
+    print(f"no new batch, N={args.models}:")
+    for key in (*IDLE_SPLIT, "sweep run, outside its tasks", "scheduling and process start"):
+        print(f"  {key:<30} {large[key]:>8.2f}s   (N={args.small}: {small[key]:.2f}s)")
     print(f"one new batch each, run time per model (summed over the runs; they overlap), N={args.models}:")
     for key in (*SPLIT, "orchestration"):
         print(f"  {key:<24} {large[key] / args.models:>9.2f}s")

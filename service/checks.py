@@ -45,12 +45,15 @@ class SeenBatch:
 
 
 def _record(run: object) -> DriftCheckRecord:
-    tags = run.data.tags  # type: ignore[attr-defined]
+    return _record_of(run.info.run_id, run.info.artifact_uri, run.data.tags)  # type: ignore[attr-defined]
+
+
+def _record_of(run_id: str, artifact_uri: str, tags: dict[str, str]) -> DriftCheckRecord:
     return DriftCheckRecord(
-        run_id=run.info.run_id,  # type: ignore[attr-defined]
+        run_id=run_id,
         batch_uri=tags.get(f"{TAG}batch_uri", ""),
         dataset_drift=tags.get(f"{TAG}dataset_drift") == "true",
-        report_uri=f"{run.info.artifact_uri}/{REPORT_PATH}",  # type: ignore[attr-defined]
+        report_uri=f"{artifact_uri}/{REPORT_PATH}",
         retrain_requested=tags.get(f"{TAG}retrain") == "true",
         reason=tags.get(f"{TAG}reason", ""),
     )
@@ -107,18 +110,24 @@ def seen_batches(registry: Registry) -> dict[str, SeenBatch]:
     return seen
 
 
-def _open_run(registry: Registry, key_filters: list[str], tags: dict[str, str], run_name: str) -> str:
-    """The run recording this key: an unfinished one left by a failed attempt is reused and completed, so a
-    retry never makes a second record of the same thing."""
-    found = _search(registry, MONITORING, key_filters, 1, finished=False)
+def _open_run(
+    registry: Registry, key_filters: list[str], tags: dict[str, str], run_name: str
+) -> tuple[object | None, str, str]:
+    """The run recording this key, as (the finished record, if there is one; run id; artifact URI).
+    A finished run is the record already made; an unfinished one left by a failed attempt is reused and
+    completed, so a retry never makes a second record of the same thing. One search answers both."""
+    found = _search(registry, MONITORING, key_filters, 10, finished=False)
+    done = [run for run in found if run.info.status == "FINISHED"]  # type: ignore[attr-defined]
+    if done:
+        return done[0], done[0].info.run_id, done[0].info.artifact_uri  # type: ignore[attr-defined]
     client = registry.client
     if found:
-        run_id = found[0].info.run_id  # type: ignore[attr-defined]
+        run_id, artifact_uri = found[0].info.run_id, found[0].info.artifact_uri  # type: ignore[attr-defined]
         from mlflow.entities import RunTag
 
         entries = [RunTag(f"{TAG}{key}", value) for key, value in tags.items()]
         registry.ask("tag a check run", lambda: client.log_batch(run_id, tags=entries))
-        return run_id
+        return None, run_id, artifact_uri
     run = registry.ask(
         "create a check run",
         lambda: client.create_run(
@@ -127,7 +136,7 @@ def _open_run(registry: Registry, key_filters: list[str], tags: dict[str, str], 
             tags={f"{TAG}{key}": value for key, value in tags.items()},
         ),
     )
-    return run.info.run_id
+    return None, run.info.run_id, run.info.artifact_uri
 
 
 def check_key(batch_hash: str, reference_run_id: str) -> list[str]:
@@ -151,9 +160,6 @@ def log_drift_check(
     decision: tuple[bool, str],
 ) -> DriftCheckRecord:
     """Record a check with its retrain decision; idempotent, keyed by batch content and reference."""
-    existing = _search(registry, MONITORING, check_key(batch_hash, reference_run_id), 1)
-    if existing:
-        return _record(existing[0])
     retrain, reason = decision
     tags = {
         "kind": "drift_check",
@@ -167,7 +173,10 @@ def log_drift_check(
         "flow_run_id": flow_run_id or "",
         "report": REPORT_DRAWN if result.html else REPORT_PENDING,
     }
-    run_id = _open_run(registry, check_key(batch_hash, reference_run_id), tags, f"drift {Path(batch_uri).name}")
+    name = f"drift {Path(batch_uri).name}"
+    existing, run_id, artifact_uri = _open_run(registry, check_key(batch_hash, reference_run_id), tags, name)
+    if existing is not None:
+        return _record(existing)
     metrics = {
         "drifted_share": result.drifted_share,
         "drifted_columns": float(len(result.drifted_columns())),
@@ -177,7 +186,7 @@ def log_drift_check(
     }
     report = {REPORT_PATH: result.html} if result.html else {}
     _finish(registry, run_id, metrics, {"drift/result.json": result.to_dict()}, report)
-    return _record(registry.ask("read the check run", lambda: registry.client.get_run(run_id)))
+    return _record_of(run_id, artifact_uri, {f"{TAG}{key}": value for key, value in tags.items()})
 
 
 def pending_reports(registry: Registry, limit: int = 100) -> list[object]:
@@ -191,9 +200,6 @@ def pending_reports(registry: Registry, limit: int = 100) -> list[object]:
 def log_quarantine(registry: Registry, *, batch_uri: str, fingerprint: str, cause: str, flow_run_id: str | None) -> str:
     """Record a batch refused as bad input, with its cause; later passes skip it until its content changes."""
     key = [tag_filter("kind", "quarantine"), tag_filter("batch_uri", batch_uri), tag_filter("fingerprint", fingerprint)]
-    existing = _search(registry, MONITORING, key, 1)
-    if existing:
-        return existing[0].info.run_id  # type: ignore[attr-defined]
     tags = {
         "kind": "quarantine",
         "batch_uri": batch_uri,
@@ -201,7 +207,9 @@ def log_quarantine(registry: Registry, *, batch_uri: str, fingerprint: str, caus
         "cause": cause[:4000],
         "flow_run_id": flow_run_id or "",
     }
-    run_id = _open_run(registry, key, tags, f"quarantine {Path(batch_uri).name}")
+    existing, run_id, _ = _open_run(registry, key, tags, f"quarantine {Path(batch_uri).name}")
+    if existing is not None:
+        return run_id
     _finish(registry, run_id, {}, {}, {"quarantine/cause.txt": cause})
     return run_id
 

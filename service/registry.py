@@ -12,6 +12,7 @@ process-wide tracking URI, so models with different stores can share one process
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,10 +94,16 @@ class Registry:
     def __init__(self, config: Config) -> None:
         from mlflow import MlflowClient
 
+        # MLflow prints each finished run's URL, reading the run back to do so: a round trip per record
+        # that nobody reads in a flow-run's log (the flows link their records themselves).
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.config = config
         self.tracking_uri = config.tracking_uri()
         self.client = MlflowClient(self.tracking_uri, registry_uri=self.tracking_uri)
         self.artifact_root = config.registry.artifact_root or _default_artifact_root(self.tracking_uri)
+        # An experiment's id never changes: asked once per registry, not once per record of a pass.
+        self._experiment_ids: dict[str, str] = {}
+        self._artifact_roots: dict[str, str] = {}
 
     def ask(self, what: str, call: Callable[[], T]) -> T:
         """Run one MLflow call; a failure becomes RegistryUnavailable or RegistryError, naming the server."""
@@ -125,6 +132,11 @@ class Registry:
 
     # experiments ---------------------------------------------------------------------------------
     def experiment_id(self, stage: str) -> str:
+        if stage not in self._experiment_ids:
+            self._experiment_ids[stage] = self._find_or_create_experiment(stage)
+        return self._experiment_ids[stage]
+
+    def _find_or_create_experiment(self, stage: str) -> str:
         name = f"driftloop/{self.config.model.name}/{stage}"
         existing = self.ask(f"read experiment {name}", lambda: self.client.get_experiment_by_name(name))
         if existing is not None:
@@ -261,18 +273,27 @@ class Registry:
         return json.loads(self.run_text(run_id, path))
 
     def run_text(self, run_id: str, path: str) -> str:
+        """A text artifact of a run, fetched from the run's own artifact location: two round trips (list,
+        get) instead of the five of a ``runs:/`` download, which also looks for logged models."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        repo = get_artifact_repository(self._artifact_root(run_id), tracking_uri=self.tracking_uri)
         with tempfile.TemporaryDirectory(prefix="driftloop-artifact-") as folder:
-            local = self.ask(
-                f"download {path} of run {run_id}", lambda: self.client.download_artifacts(run_id, path, folder)
-            )
+            local = self.ask(f"download {path} of run {run_id}", lambda: repo.download_artifacts(path, folder))
             return Path(local).read_text()
+
+    def _artifact_root(self, run_id: str) -> str:
+        # A run's artifact location never changes: read once per registry.
+        if run_id not in self._artifact_roots:
+            run = self.ask(f"read run {run_id}", lambda: self.client.get_run(run_id))
+            self._artifact_roots[run_id] = run.info.artifact_uri
+        return self._artifact_roots[run_id]
 
     def lineage(self, version: VersionRef) -> dict[str, object]:
         return self.run_dict(version.run_id, LINEAGE_PATH)
 
     def run_artifact_uri(self, run_id: str, path: str) -> str:
-        run = self.ask(f"read run {run_id}", lambda: self.client.get_run(run_id))
-        return f"{run.info.artifact_uri}/{path}"
+        return f"{self._artifact_root(run_id)}/{path}"
 
 
 def _with_alias(ref: VersionRef, alias: str) -> VersionRef:
