@@ -14,7 +14,7 @@ from flows.notify import publish
 from flows.retrain import RetrainSummary, retrain
 from flows.slots import model_slot
 from service import notify
-from service.monitor import BatchVerdict, NewBatch, artifact_key, config_changes, verdict_markdown
+from service.monitor import BatchVerdict, NewBatch, artifact_key, config_changes, verdict_line, verdict_markdown
 from service.registry import Registry
 from service.retrain import training_window
 from service.settings import Config
@@ -89,6 +89,7 @@ def _pass(
         if isinstance(verdict, NewBatch):
             verdict = _check(config, registry, reference, verdict)
         publish([notify.batch_rejected(config.model.name, verdict)])
+        get_run_logger().info(verdict_line(verdict))
         summary.verdicts.append(verdict)
         if verdict.retrain and retrain_via == "event":
             publish([notify.retrain_requested(config.model.name, config_path, verdict.check_run_id)])
@@ -105,8 +106,10 @@ def _check(config: object, registry: object, reference: object, batch: NewBatch)
     result = tasks.drift_check(reference, batch, config)
     verdict = tasks.record_check(registry, reference, result, batch, flow_run.get_id())
     key = artifact_key(config.model.name)  # type: ignore[attr-defined]
-    create_markdown_artifact(verdict_markdown(verdict, result), key=key, description=batch.uri)
-    create_link_artifact(verdict.report_uri, link_text=f"Drift report for {batch.uri}", key=f"{key}-report")
+    # The UI's cards cut long descriptions at the end: the batch's file name first, then where it is.
+    name = batch.uri.rstrip("/").rsplit("/", 1)[-1]
+    create_markdown_artifact(verdict_markdown(verdict, result), key=key, description=f"{name} ({batch.uri})")
+    create_link_artifact(verdict.report_uri, link_text=f"Drift report for {name}", key=f"{key}-report")
     publish([notify.drift_detected(config.model.name, verdict)])  # type: ignore[attr-defined]
     return verdict
 

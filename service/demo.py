@@ -1,7 +1,8 @@
 """The demo's workspace: a folder with generated data, a model config and a local MLflow store.
 
-Only a folder that the demo made itself (it holds a marker file) is ever wiped, so pointing
-``--workdir`` at a folder of one's own fails instead of deleting it.
+Only a folder that the demo made itself (it holds a marker file) is reused, so pointing ``--workdir``
+at a folder of one's own fails instead of touching it. Even then, a rerun removes only the entries the
+demo makes (``DEMO_ENTRIES``): anything a user added beside them is kept, and the demo says so.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from service.errors import ConfigError
 
 MARKER = ".driftloop-demo"
 MODEL_NAME = "weather"
+# Everything the demo writes at the top of its folder: its data, config and summary, the local MLflow
+# store and its artifacts (beside the sqlite file), and Prefect's home.
+DEMO_ENTRIES = (MARKER, "data", "incoming", "driftloop.yaml", "summary.json", "mlflow.db", "mlartifacts", "prefect")
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,9 @@ def prepare_workspace(root: Path, n_batches: int, rows: int, drift_at: int) -> D
             raise ConfigError(
                 f"{root}: folder exists and is not a driftloop demo folder (no {MARKER}): choose another --workdir"
             )
-        shutil.rmtree(root)
+        kept = clear_demo_entries(root)
+        if kept:
+            typer.echo(f"{root}: kept {len(kept)} entries the demo did not make: {', '.join(kept)}")
     root.mkdir(parents=True, exist_ok=True)
     (root / MARKER).write_text("made by `driftloop demo`; the demo may delete this folder\n")
     stream = make_stream(n_batches=n_batches, rows=rows, drift_at=drift_at)
@@ -61,6 +67,17 @@ def prepare_workspace(root: Path, n_batches: int, rows: int, drift_at: int) -> D
     config_path = root / "driftloop.yaml"
     config_path.write_text(yaml.safe_dump(demo_config(), sort_keys=False))
     return DemoWorkspace(root, config_path, batches, incoming, drift_at)
+
+
+def clear_demo_entries(root: Path) -> list[str]:
+    """Remove what an earlier demo made in ``root``; return the names of the other entries, kept."""
+    for name in DEMO_ENTRIES:
+        path = root / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    return sorted(entry.name for entry in root.iterdir())
 
 
 def deliver(workspace: DemoWorkspace, batch: Path) -> Path:

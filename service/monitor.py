@@ -273,6 +273,18 @@ def _mark(drifted: bool) -> str:
     return "**drift**" if drifted else "ok"
 
 
+def verdict_line(verdict: BatchVerdict) -> str:
+    """One log line per batch, the full name first: what a pass decided about it and why."""
+    if verdict.quarantined:
+        return f"{verdict.batch_uri}: quarantined, not checked: {verdict.reason}"
+    if verdict.already_checked:
+        return f"{verdict.batch_uri}: already checked ({'drift' if verdict.dataset_drift else 'no drift'})"
+    headline = "drift" if verdict.dataset_drift else "no drift"
+    columns = f"{len(verdict.drifted_columns)} drifted column(s), {verdict.drifted_share:.0%} of those checked"
+    decision = "retrain" if verdict.retrain else "no retrain"
+    return f"{verdict.batch_uri}: {headline} ({columns}); decision: {decision} ({verdict.reason})"
+
+
 def verdict_markdown(verdict: BatchVerdict, result: DriftResult) -> str:
     """The drift verdict as the Prefect UI shows it: headline, decision, report link, per-column table."""
     rows = "\n".join(
