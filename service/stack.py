@@ -53,6 +53,32 @@ class StackState:
 CLUSTER_MODELS_DIR = "/etc/driftloop/models"
 
 
+def has_psycopg2() -> bool:
+    """Whether MLflow's postgresql store can load its driver (not a dependency of driftloop itself)."""
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_backend(backend: str) -> str:
+    """``auto`` is PostgreSQL when Debian's binaries and MLflow's driver for it are installed, else
+    sqlite. A PostgreSQL asked for that cannot run is refused, saying what to install, before anything
+    starts."""
+    installed = postgres_bin() is not None
+    if backend == "auto":
+        return "postgresql" if installed and has_psycopg2() else "sqlite"
+    if backend == "postgresql" and not installed:
+        raise StackError("PostgreSQL requested but no initdb found (apt-get install postgresql)")
+    if backend == "postgresql" and not has_psycopg2():
+        raise StackError(
+            "PostgreSQL requested but psycopg2, the driver of MLflow's postgresql store, is not installed:"
+            " pip install psycopg2-binary (or use --backend sqlite)"
+        )
+    return backend
+
+
 class Stack:
     """The local stack under ``root``. ``up()`` starts it; the Service objects allow restarting one server.
 
@@ -72,13 +98,9 @@ class Stack:
         mlflow_port: int | None = None,
     ) -> None:
         self.root = Path(root).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.backend = backend = resolve_backend(backend)
         bin_ = postgres_bin()
-        if backend == "auto":
-            backend = "postgresql" if bin_ else "sqlite"
-        if backend == "postgresql" and bin_ is None:
-            raise StackError("PostgreSQL requested but no initdb found (apt-get install postgresql)")
-        self.backend = backend
+        self.root.mkdir(parents=True, exist_ok=True)
         self.config_path = config_path
         self.models_dir = Path(models_dir).resolve() if models_dir is not None else None
         self.worker_env = worker_env or {}

@@ -11,7 +11,7 @@ import yaml
 
 from service.postgres import Postgres
 from service.processes import POOL, STATE_FILE, StackError, alive, answers, free_port, stop_pid
-from service.stack import Stack, StackState
+from service.stack import Stack, StackState, resolve_backend
 
 
 def demo_config_for(root: Path, mlflow_url: str, batches: int = 8, rows: int = 500, drift_at: int = 5) -> Path:
@@ -53,6 +53,7 @@ def stack_up(
     """Start the stack under ``root``. The sweep reads ``models_dir``; without it, a folder holding
     ``config_path`` (or, with neither, the demo's config), which is also the per-model default."""
     root = Path(root).resolve()
+    backend = resolve_backend(backend)  # refused before the demo's data or any folder is made
     if models_dir is not None and not Path(models_dir).is_dir():
         raise StackError(f"{models_dir}: models folder not found: expected a folder of *.yaml model files")
     existing = read_state(root)

@@ -145,6 +145,23 @@ def test_stack_up_refuses_a_models_folder_that_does_not_exist(tmp_path: Path) ->
     assert not (tmp_path / "s").exists()  # nothing started
 
 
+def test_stack_up_on_postgresql_without_its_driver_says_what_to_install_and_starts_nothing(tmp_path: Path) -> None:
+    # given a Python where psycopg2, the driver of MLflow's postgresql store, cannot be imported
+    shadow = tmp_path / "shadow" / "psycopg2"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('psycopg2 hidden by the test')\n")
+    env = {**base_env(), "PYTHONPATH": str(shadow.parent)}
+    script = shutil.which("driftloop") or pytest.fail("driftloop is not installed (pip install -e .)")
+    # when the stack is asked to run on PostgreSQL
+    command = [script, "stack", "up", "--dir", str(tmp_path / "s"), "--backend", "postgresql"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    # then it names the missing driver and how to install it, in one line, and nothing was started
+    assert result.returncode == 2, result.stderr
+    assert "psycopg2" in result.stderr and "pip install psycopg2-binary" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "s").exists()
+
+
 def registered(stack: Stack) -> dict[str, dict[str, Any]]:
     document = yaml.safe_load(stack.local_prefect_yaml().read_text())
     return {deployment["name"]: deployment for deployment in document["deployments"]}
