@@ -78,10 +78,22 @@ def echo_models(views: list[ModelView]) -> None:
             aliases = ", ".join(f"@{alias} v{version}" for alias, version in sorted(env.aliases.items()))
             typer.echo(f"  {env.env:<8} {env.registered_model:<22} {aliases or '(no aliases)'}")
             for version in env.versions:
-                tags = version["tags"]
-                score = tags.get("challenger_score", "")  # type: ignore[union-attr]
-                metric = tags.get("metric", "")  # type: ignore[union-attr]
+                tags: dict[str, str] = version["tags"]  # type: ignore[assignment]
                 typer.echo(
                     f"           v{version['version']:<4} {version['status'] or '-':<18} "
-                    f"{metric} {score}  git {str(tags.get('git_sha', ''))[:10]}"
-                )  # type: ignore[union-attr]
+                    f"{gate_scores(tags)}  git {tags.get('git_sha', '')[:10]}"
+                )
+
+
+def gate_scores(tags: dict[str, str]) -> str:
+    """A version's score beside its champion's on the same holdout, as its gate compared them. Each
+    version has its own (fresh) holdout, so scores of two versions are never set side by side."""
+    metric, score = tags.get("metric", ""), tags.get("challenger_score", "")
+    if not score:
+        return "(no holdout score)"
+    mine = f"{metric} {float(score):.3f}"
+    holdout = f"holdout {tags['holdout_hash'][:8]}" if tags.get("holdout_hash") else "its holdout"
+    if not tags.get("champion_score"):
+        return f"{mine} on {holdout} (no champion to compare)"
+    against = f"v{tags['champion_version']}" if tags.get("champion_version") else "the champion"
+    return f"{mine} vs {against} {float(tags['champion_score']):.3f} on {holdout}"

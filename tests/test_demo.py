@@ -52,9 +52,19 @@ def test_demo_detects_the_injected_drift_retrains_once_and_prod_waits_for_approv
         assert report.read_text()[:200].lower().lstrip().startswith("<!doctype html")
     # and Prefect's state stayed in the workdir too
     assert (workdir / "prefect").is_dir()
+    config = workdir / "driftloop.yaml"
+    # and the listing shows v2's score beside v1's on v2's own holdout (as its gate compared them), never
+    # beside v1's score on v1's older holdout
+    listing = driftloop(cli_env, "models", "weather", "--config", str(config))
+    dev = json.loads(driftloop(cli_env, "models", "weather", "--config", str(config), "--json").stdout)
+    v1_tags, v2_tags = (v["tags"] for v in dev["models"][0]["environments"][0]["versions"])
+    v1_line, v2_line = [line for line in listing.stdout.splitlines() if line.strip().startswith(("v1 ", "v2 "))][:2]
+    assert "no champion to compare" in v1_line
+    holdout = v2_tags["holdout_hash"][:8]
+    assert f"vs v1 {float(v2_tags['champion_score']):.3f} on holdout {holdout}" in v2_line
+    assert v2_tags["holdout_hash"] != v1_tags["holdout_hash"]
 
     # when the operator approves prod, then rolls it back
-    config = workdir / "driftloop.yaml"
     approved = driftloop(cli_env, "approve", "weather", "--env", "prod", "--config", str(config))
     assert approved.returncode == 0, approved.stderr
     after_approval = prod_aliases(cli_env, config)
