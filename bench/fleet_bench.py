@@ -42,7 +42,9 @@ def batch(rows: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
     return pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "colour": colour, "y": y})
 
 
-def make_fleet(root: Path, models: int, rows: int) -> Path:
+def make_fleet(root: Path, models: int, rows: int, prefix: str = "m") -> Path:
+    """``models`` model files named ``<prefix>000``...: fleets sharing one registry need their own prefix,
+    or the second would find the first one's champions and records."""
     folder = root / "models"
     folder.mkdir()
     for index in range(models):
@@ -51,7 +53,7 @@ def make_fleet(root: Path, models: int, rows: int) -> Path:
         batch(rows, index).to_parquet(data / "reference.parquet")
         batch(rows, 1000 + index).to_parquet(data / "stream" / "b001.parquet")
         config = {
-            "model": {"name": f"m{index:03d}", "task": "classification", "target": "y"},
+            "model": {"name": f"{prefix}{index:03d}", "task": "classification", "target": "y"},
             "data": {"reference": str(data / "reference.parquet"), "current": str(data / "stream" / "*.parquet")},
             "registry": {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}"},
             "environments": ["dev"],

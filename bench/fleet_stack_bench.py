@@ -140,7 +140,7 @@ def sweep(models_dir: Path, runs_out: list[object] | None = None) -> float:
 
 def fleet_round(stack: object, root: Path, models: int, rows: int) -> dict[str, float]:
     root.mkdir(parents=True)
-    folder = make_fleet(root, models, rows)
+    folder = make_fleet(root, models, rows, prefix=root.name[0])  # the rounds share the stack's registry
     for path in folder.glob("*.yaml"):  # the stack's MLflow server, not a sqlite file
         path.write_text(path.read_text().replace(f"sqlite:///{root / 'mlflow.db'}", stack.mlflow_url))  # type: ignore[attr-defined]
     first = sweep(folder)
