@@ -14,10 +14,11 @@ from flows.notify import publish
 from flows.retrain import RetrainSummary, retrain
 from flows.slots import model_slot
 from service import notify
-from service.monitor import BatchVerdict, NewBatch, artifact_key, config_changes, verdict_line, verdict_markdown
+from service.monitor import BatchVerdict, NewBatch, config_changes
 from service.registry import Registry
 from service.retrain import training_window
 from service.settings import Config
+from service.verdicts import artifact_key, verdict_log_line, verdict_markdown
 
 
 @dataclass
@@ -89,7 +90,7 @@ def _pass(
         if isinstance(verdict, NewBatch):
             verdict = _check(config, registry, reference, verdict)
         publish([notify.batch_rejected(config.model.name, verdict)])
-        get_run_logger().info(verdict_line(verdict))
+        get_run_logger().info(verdict_log_line(verdict))
         summary.verdicts.append(verdict)
         if verdict.retrain and retrain_via == "event":
             publish([notify.retrain_requested(config.model.name, config_path, verdict.check_run_id)])

@@ -21,6 +21,7 @@ from typing import TypeVar
 from urllib.parse import urlparse
 
 from service.errors import RegistryError, RegistryUnavailable
+from service.mlflow_errors import classify, forbidden, is_not_found
 from service.settings import Config
 
 TAG = "driftloop."
@@ -69,39 +70,19 @@ def _default_artifact_root(tracking_uri: str) -> str | None:
     return None
 
 
-def is_not_found(exc: Exception) -> bool:
-    """MLflow's definite "does not exist" (a missing alias is reported as an invalid parameter)."""
-    code = getattr(exc, "error_code", "")
-    return code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc))
-
-
-def _forbidden(exc: Exception) -> bool:
-    cause = exc.__cause__
-    return cause is not None and getattr(cause, "get_http_status_code", lambda: 0)() == 403
-
-
-def classify(tracking_uri: str, what: str, exc: Exception) -> Exception:
-    """The driftloop error for a failed MLflow call: unavailable (retry) unless MLflow refused the request."""
-    status = exc.get_http_status_code() if hasattr(exc, "get_http_status_code") else 500
-    if status >= 500 or status == 429:
-        return RegistryUnavailable(f"MLflow at {tracking_uri} did not answer ({what}): {exc}")
-    return RegistryError(f"MLflow at {tracking_uri} refused to {what}: {exc}")
-
-
 class Registry:
     """The MLflow tracking server and model registry of one configured model."""
 
     def __init__(self, config: Config) -> None:
         from mlflow import MlflowClient
 
-        # MLflow prints each finished run's URL, reading the run back to do so: a round trip per record
-        # that nobody reads in a flow-run's log (the flows link their records themselves).
+        # MLflow reads each finished run back to print its URL: a round trip per record nobody reads.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.config = config
         self.tracking_uri = config.tracking_uri()
         self.client = MlflowClient(self.tracking_uri, registry_uri=self.tracking_uri)
         self.artifact_root = config.registry.artifact_root or _default_artifact_root(self.tracking_uri)
-        # An experiment's id never changes: asked once per registry, not once per record of a pass.
+        # Neither an experiment's id nor a run's artifact location ever changes: each is read once.
         self._experiment_ids: dict[str, str] = {}
         self._artifact_roots: dict[str, str] = {}
 
@@ -171,7 +152,7 @@ class Registry:
         except RegistryError as exc:
             # MLflow's auth app answers a non-admin 403, not 404, for an alias of a model that does not
             # exist; the model's own lookup still gives the definite "not found".
-            if not _forbidden(exc) or self.lookup(f"read model {name}", lambda: self.client.get_registered_model(name)):
+            if not forbidden(exc) or self.lookup(f"read model {name}", lambda: self.client.get_registered_model(name)):
                 raise
             return None
         return None if found is None else _with_alias(version_ref(found), alias)
@@ -273,17 +254,18 @@ class Registry:
         return json.loads(self.run_text(run_id, path))
 
     def run_text(self, run_id: str, path: str) -> str:
-        """A text artifact of a run, fetched from the run's own artifact location: two round trips (list,
-        get) instead of the five of a ``runs:/`` download, which also looks for logged models."""
+        """A text artifact of a run, from the run's own location: two round trips (``runs:/`` makes five)."""
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-        repo = get_artifact_repository(self._artifact_root(run_id), tracking_uri=self.tracking_uri)
+        root = self._artifact_root(run_id)
         with tempfile.TemporaryDirectory(prefix="driftloop-artifact-") as folder:
-            local = self.ask(f"download {path} of run {run_id}", lambda: repo.download_artifacts(path, folder))
+            local = self.ask(
+                f"download {path} of run {run_id}",
+                lambda: get_artifact_repository(root, tracking_uri=self.tracking_uri).download_artifacts(path, folder),
+            )
             return Path(local).read_text()
 
     def _artifact_root(self, run_id: str) -> str:
-        # A run's artifact location never changes: read once per registry.
         if run_id not in self._artifact_roots:
             run = self.ask(f"read run {run_id}", lambda: self.client.get_run(run_id))
             self._artifact_roots[run_id] = run.info.artifact_uri

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from service.monitor import artifact_key, should_retrain
+from service.monitor import should_retrain
 from service.settings import DebounceSection
+from service.verdicts import artifact_key
 
 
 @pytest.mark.parametrize(

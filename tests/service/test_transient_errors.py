@@ -16,7 +16,7 @@ from service.errors import (
     RegistryUnavailable,
     is_transient,
 )
-from service.registry import classify
+from service.mlflow_errors import classify
 
 
 class ReadTimeout(Exception):
