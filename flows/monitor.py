@@ -90,7 +90,8 @@ def _pass(
         if isinstance(verdict, NewBatch):
             verdict = _check(config, registry, reference, verdict)
         publish([notify.batch_rejected(config.model.name, verdict)])
-        get_run_logger().info(verdict_log_line(verdict))
+        if not verdict.already_checked:  # a long history would repeat itself on every pass
+            get_run_logger().info(verdict_log_line(verdict))
         summary.verdicts.append(verdict)
         if verdict.retrain and retrain_via == "event":
             publish([notify.retrain_requested(config.model.name, config_path, verdict.check_run_id)])

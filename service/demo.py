@@ -59,7 +59,7 @@ def prepare_workspace(root: Path, n_batches: int, rows: int, drift_at: int) -> D
         if kept:
             typer.echo(f"{root}: kept {len(kept)} entries the demo did not make: {', '.join(kept)}")
     root.mkdir(parents=True, exist_ok=True)
-    (root / MARKER).write_text("made by `driftloop demo`; the demo may delete this folder\n")
+    (root / MARKER).write_text("made by `driftloop demo`; a rerun replaces the demo's own files and keeps the rest\n")
     stream = make_stream(n_batches=n_batches, rows=rows, drift_at=drift_at)
     _, batches = write_stream(stream, root / "data")
     incoming = root / "incoming"
