@@ -124,8 +124,8 @@ def sweep(models_dir: Path, runs_out: list[object] | None = None) -> float:
                 flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since)), limit=200
             )
             sweep_run = client.read_flow_run(run.id)
-            runs = [r for r in runs if r.id != run.id] + [sweep_run]
-            states = [r.state.type.value for r in runs if r.state] + [sweep_run.state.type.value]
+            runs = [r for r in runs if r.id != run.id] + [sweep_run]  # the sweep's own run last
+            states = [r.state.type.value for r in runs if r.state]
             if sweep_run.state.is_final() and all(s in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"} for s in states):
                 break
             time.sleep(0.5)

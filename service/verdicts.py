@@ -18,11 +18,9 @@ def _mark(drifted: bool) -> str:
 
 
 def verdict_log_line(verdict: BatchVerdict) -> str:
-    """One log line per batch, the full name first: what a pass decided about it and why."""
+    """One log line per batch a pass decided on, the full name first: what it decided and why."""
     if verdict.quarantined:
         return f"{verdict.batch_uri}: quarantined, not checked: {verdict.reason}"
-    if verdict.already_checked:
-        return f"{verdict.batch_uri}: already checked ({'drift' if verdict.dataset_drift else 'no drift'})"
     headline = "drift" if verdict.dataset_drift else "no drift"
     columns = f"{len(verdict.drifted_columns)} drifted column(s), {verdict.drifted_share:.0%} of those checked"
     decision = "retrain" if verdict.retrain else "no retrain"
