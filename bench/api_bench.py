@@ -51,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     from fastapi.testclient import TestClient
 
-    from service.api import create_app
+    from service.api.app import create_app
     from service.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:

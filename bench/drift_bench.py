@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from service.drift import DriftResult, check_drift
+from service.drift.check import check_drift
+from service.drift.result import DriftResult
 from service.settings import DriftSection
 
 N_NUMERICAL, N_CATEGORICAL, N_DRIFTED = 14, 6, 12

@@ -164,7 +164,7 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=50)
     parser.add_argument("--rows", type=int, default=10_000)
     args = parser.parse_args()
-    from service.stack import Stack
+    from service.stack.servers import Stack
 
     with tempfile.TemporaryDirectory(prefix="driftloop-stack-bench-") as tmp:
         stack = Stack(Path(tmp) / "stack", backend="auto")

@@ -56,7 +56,7 @@ def _timed(owner: Any, name: str, bucket: str) -> None:
 def instrumented() -> Iterator[None]:
     from sklearn.pipeline import Pipeline
 
-    import service.drift_stats as stats
+    import service.drift.stats as stats
 
     _timed(Pipeline, "fit", "sklearn fit + score")
     _timed(Pipeline, "predict", "sklearn fit + score")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from service.contracts import conform, contract_for_columns, validate_batch
 from service.data import list_batches, read_window
-from service.drift import DriftResult, check_drift
+from service.drift.check import check_drift
+from service.drift.result import DriftResult
 from service.settings import DriftSection
 
 

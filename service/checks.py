@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.drift import DriftResult
+from service.drift.result import DriftResult
 from service.registry import TAG, Registry, tag_filter
 
 MONITORING = "monitoring"

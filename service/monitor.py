@@ -29,7 +29,8 @@ from service.contracts import (
     validate_batch,
 )
 from service.data import fingerprint, frame_hash, list_batches, read_frame, read_window
-from service.drift import DriftResult, ReferenceProfile, check_drift, profile_reference
+from service.drift.check import ReferenceProfile, check_drift, profile_reference
+from service.drift.result import DriftResult
 from service.errors import ContractViolation, DataSourceError
 from service.registry import CHAMPION, CONTRACT_PATH, LINEAGE_PATH, Registry
 from service.settings import Config, DebounceSection

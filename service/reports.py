@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from service.checks import REPORT_DRAWN, REPORT_PATH, REPORT_PENDING, REPORT_UNAVAILABLE, pending_reports
-from service.drift import sampled_report
+from service.drift.report import sampled_report
 from service.errors import DriftloopError, InfrastructureError
 from service.monitor import read_batch, reference_of
 from service.registry import TAG, Registry

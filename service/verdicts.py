@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from service.drift import DriftResult
+from service.drift.result import DriftResult
 from service.monitor import BatchVerdict
 
 

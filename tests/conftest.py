@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from service.processes import TELEMETRY_OFF  # stdlib and yaml only: Prefect and MLflow are not loaded yet
+from service.stack.processes import TELEMETRY_OFF  # stdlib and yaml only: Prefect and MLflow are not loaded yet
 
 DRAIN_TIMEOUT = 60.0  # seconds for Prefect's log and event workers to send what a test left queued
 EXIT_GRACE, EXIT_HUNG = 120.0, 3  # seconds the interpreter may take to exit after the run; exit code if not
@@ -118,7 +118,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     There is no AWS account here: this is moto's S3 server, run as its own process and spoken to over
     HTTP with the real clients (s3fs, boto3), in this process and in containers on the host network.
     """
-    from service.processes import Service, base_env, free_port
+    from service.stack.processes import Service, base_env, free_port
 
     port = free_port()
     server = Service(

@@ -24,8 +24,8 @@ from urllib.parse import quote
 
 import requests
 
-from service.postgres import Postgres, postgres_bin, postgres_folder
-from service.processes import Service, base_env, free_port
+from service.stack.postgres import Postgres, postgres_bin, postgres_folder
+from service.stack.processes import Service, base_env, free_port
 
 FILES = Path(__file__).resolve().parents[1] / "helm" / "driftloop" / "files"
 START_SCRIPT = FILES / "mlflow-auth-server.sh"

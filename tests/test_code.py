@@ -45,3 +45,28 @@ def test_ruff_finds_nothing() -> None:
     assert ruff, "ruff is installed by the [test] extra"
     result = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+FLOW_MODULES = sorted((ROOT / "flows").glob("*.py"))
+
+
+def full_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    return names | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+
+
+@pytest.mark.parametrize("path", FLOW_MODULES, ids=lambda p: p.name)
+def test_flow_module_returns_data_and_prints_nothing(path: Path) -> None:
+    # Flows return data and the CLI prints it: no Typer, no console output, no demo workspace in a flow.
+    modules = full_imports(path)
+    assert not {"typer", "service.demo"} & modules
+    assert not [name for name in modules if name.startswith("service.cli")]
+
+
+def test_service_concerns_with_three_modules_are_packages() -> None:
+    # DESIGN.md's layout: the drift check, the local stack, the API and the CLI each live in their folder.
+    for package in ("drift", "stack", "api", "cli"):
+        assert (ROOT / "service" / package / "__init__.py").is_file(), package
+    flat = {path.stem for path in (ROOT / "service").glob("*.py")}
+    assert not flat & {"drift_stats", "drift_evidently", "stack_commands", "processes", "postgres", "console"}

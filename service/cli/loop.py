@@ -48,7 +48,7 @@ def run(
     """One monitoring pass per model: validate, check drift, and on debounced drift retrain, register,
     promote. Every model runs even when another fails. Exit 0: all fine; 2: bad input (a config or a
     batch, named); 3: a server or storage failed."""
-    from service.console import echo_fleet, echo_monitor_summary
+    from service.cli.console import echo_fleet, echo_monitor_summary
     from service.fleet import ModelReport, load_fleet, report_of, run_fleet, worst_exit_code
 
     with reported_errors():
@@ -86,7 +86,7 @@ def retrain(
 ) -> None:
     """Retrain NAME now, on its latest `training.window` batches, with the config as it is (an edited
     config takes effect here); evaluate, register and promote by the policy."""
-    from service.console import echo_retrain
+    from service.cli.console import echo_retrain
 
     with reported_errors():
         load(config, name)

@@ -20,7 +20,7 @@ def models(
 ) -> None:
     """List models, their versions and where each alias points in each environment."""
     from service.catalog import list_models
-    from service.console import echo_models
+    from service.cli.console import echo_models
 
     with reported_errors():
         path = Path(config_path(config))
@@ -38,7 +38,7 @@ def models(
 
 
 def _move(config: Path | None, name: str, env: str, action: str) -> None:
-    from service.console import echo_outcome
+    from service.cli.console import echo_outcome
     from service.registry import Registry
     from service.steering import steer  # not the promote flow: a flow run starts a Prefect server first
 

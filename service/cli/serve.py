@@ -19,7 +19,7 @@ def serve(
     """Serve the driftloop API (models, versions, aliases; probes at /healthz and /readyz)."""
     import uvicorn
 
-    from service.api import create_app
+    from service.api.app import create_app
 
     with reported_errors():
         api = create_app()
@@ -45,7 +45,7 @@ def demo(
         os.environ.setdefault("PREFECT_HOME", str(workspace.root / "prefect"))
     # The embedded server is ours, not the user's: it phones nowhere.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.demo import run_demo
+    from service.cli.demo_loop import run_demo
 
     with reported_errors():
         run_demo(workspace)
@@ -64,7 +64,7 @@ def stack_up(
     models: Annotated[Path | None, typer.Option("--models", help="Folder of model files the sweep reads.")] = None,
 ) -> None:
     """Start the servers, the process work pool `driftloop` with a worker, and register the deployments."""
-    from service.stack_commands import stack_status, stack_up
+    from service.stack.commands import stack_status, stack_up
 
     with reported_errors():
         stack_up(folder, backend, config, models)
@@ -75,7 +75,7 @@ def stack_up(
 @stack_app.command("down")
 def stack_down(folder: StackDir = Path("driftloop-stack")) -> None:
     """Stop what `driftloop stack up` started in FOLDER."""
-    from service.stack_commands import stack_down
+    from service.stack.commands import stack_down
 
     typer.echo(f"stopped: {', '.join(stack_down(folder)) or 'nothing was running'}")
 
@@ -83,7 +83,7 @@ def stack_down(folder: StackDir = Path("driftloop-stack")) -> None:
 @stack_app.command("status")
 def stack_status(folder: StackDir = Path("driftloop-stack")) -> None:
     """Print the stack's URLs and whether each answers (exit 1 if one does not)."""
-    from service.stack_commands import stack_status
+    from service.stack.commands import stack_status
 
     with reported_errors():
         rows = stack_status(folder)

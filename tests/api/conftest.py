@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api import create_app
+from service.api.app import create_app
 from service.promote import promote_through
 from service.registry import Registry
 from service.retrain import evaluate_challenger, fit_challenger, load_window, register_challenger, settle

@@ -10,7 +10,7 @@ import yaml
 from conftest import TOKEN, Hooks, aliases
 from fastapi.testclient import TestClient
 
-from service.api import create_app
+from service.api.app import create_app
 from service.settings import Settings
 from tests.support import events_named
 

@@ -11,7 +11,7 @@ from conftest import TOKEN
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 
-from service.api import create_app
+from service.api.app import create_app
 from service.settings import Settings
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from service.stack import Stack
+from service.stack.servers import Stack
 
 CHROMIUM = os.environ.get("DRIFTLOOP_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from browser.conftest import SCREENSHOTS
-from service.stack import Stack
+from service.stack.servers import Stack
 
 pytestmark = pytest.mark.slow
 MODEL = "weather-ui"

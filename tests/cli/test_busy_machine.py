@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from service.processes import TELEMETRY_OFF
+from service.stack.processes import TELEMETRY_OFF
 
 DRIFTLOOP = shutil.which("driftloop") or pytest.fail("the driftloop console script is not installed")
 BURNERS = 3 * (os.cpu_count() or 2)

@@ -2,7 +2,7 @@
 PostgreSQL, ``mlflow server`` on PostgreSQL proxying artifacts to a tmp folder, and a Prefect *process*
 work pool ``driftloop`` with one worker, holding the deployments of ``flows/prefect.yaml`` (flows run
 from this checkout instead of the image's /opt/driftloop; schedules paused). The process pool stands in
-for the Kubernetes one: only the pool type differs. Started once per session by ``service.stack.Stack``
+for the Kubernetes one: only the pool type differs. Started once per session by ``service.stack.servers.Stack``
 (the same code as ``driftloop stack up``), stopped at the end.
 
 Tests talk to the servers as the cluster's clients do: the Prefect API (client, events) and MLflow's
@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from service.postgres import postgres_bin
-from service.stack import Stack
+from service.stack.postgres import postgres_bin
+from service.stack.servers import Stack
 
 INSTALL_HINT = "run .ci/install-integration (as root) first"
 # Flow runs of these tests fail fast on an unreachable MLflow instead of MLflow's default ~2 minutes

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from service.stack import Stack
+from service.stack.servers import Stack
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 

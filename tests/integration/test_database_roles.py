@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from service.postgres import postgres_bin, postgres_folder
+from service.stack.postgres import postgres_bin, postgres_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "driftloop"

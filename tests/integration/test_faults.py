@@ -76,7 +76,7 @@ import yaml
 
 from integration.faults import S3_503, Fault, FaultProxy
 from integration.helpers import retrain_runs, wait_for_retrains
-from service.stack import Stack
+from service.stack.servers import Stack
 
 pytestmark = [pytest.mark.slow]
 

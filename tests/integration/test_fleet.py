@@ -29,7 +29,7 @@ from integration.helpers import (
     wait_for_retrains,
     wait_for_task,
 )
-from service.stack import Stack
+from service.stack.servers import Stack
 
 SWEEP, MONITOR = "sweep/sweep", "monitor/monitor"
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.processes import Service, base_env, executable, free_port
+from service.stack.processes import Service, base_env, executable, free_port
 from tests.k8s.conftest import ROOT, find, parse
 from tests.k8s.lookup_cluster import lookup_cluster, render_on_cluster
 
@@ -184,7 +184,7 @@ def api_with_pod_env(
     chart: dict[str, Any], server: str, world: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> Callable[[bool], TestClient]:
     """The driftloop API over a model config, with (or without) its pod's Prefect credentials."""
-    from service.api import create_app
+    from service.api.app import create_app
     from service.settings import Settings
 
     config_path = world(n_batches=1, drift_at=2)

@@ -27,7 +27,7 @@ from integration.helpers import (
     wait_for_retrains,
     wait_for_task,
 )
-from service.stack import Stack
+from service.stack.servers import Stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_client_settings")]
 
@@ -128,7 +128,7 @@ def test_a_burst_of_retrain_requests_trains_once(stack: Stack, make_world: Calla
 def test_mlflow_server_down_during_registration_fails_clearly_and_a_rerun_registers_once(
     stack: Stack, make_world: Callable[..., World]
 ) -> None:
-    from service.processes import free_port
+    from service.stack.processes import free_port
 
     # given a tracking server of its own (so stopping it disturbs no other test) and a first champion
     port = free_port()

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from service.processes import answers, base_env, executable
-from service.stack import Stack
+from service.stack.processes import answers, base_env, executable
+from service.stack.servers import Stack
 
 pytestmark = pytest.mark.slow
 

@@ -69,7 +69,7 @@ def test_the_service_monitor_scrapes_the_api_metrics_port() -> None:
     assert selected == ["driftloop-api"]
     service = find(objects, "Service", "driftloop-api")
     assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
-    # The port the Service sends /metrics to serves the API (service/api.py answers /metrics).
+    # The port the Service sends /metrics to serves the API (service/api/ answers /metrics).
     container = find(objects, "Deployment", "driftloop-api")["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "http", "containerPort": 8000} in container["ports"]
 

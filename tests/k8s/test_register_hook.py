@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from service.processes import Service, base_env, executable, free_port
+from service.stack.processes import Service, base_env, executable, free_port
 
 from .conftest import ROOT, TELEMETRY_OFF, Objects, find, helm_template, parse
 

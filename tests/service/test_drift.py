@@ -13,7 +13,8 @@ import pytest
 from pydantic import ValidationError
 
 from service import adhoc
-from service.drift import DriftResult, check_drift
+from service.drift.check import check_drift
+from service.drift.result import DriftResult
 from service.errors import ConfigError, ContractViolation
 from service.settings import DriftSection
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from service.drift import check_drift, profile_reference
+from service.drift.check import check_drift, profile_reference
 from service.settings import DriftSection
 
 NUMERICAL = ["normal", "skewed", "few_values", "with_nans", "integer"]

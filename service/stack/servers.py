@@ -20,8 +20,8 @@ from pathlib import Path
 
 import yaml
 
-from service.postgres import Postgres, postgres_bin, postgres_folder
-from service.processes import (
+from service.stack.postgres import Postgres, postgres_bin, postgres_folder
+from service.stack.processes import (
     CODE_ROOT,
     POOL,
     PREFECT_YAML,

@@ -1,16 +1,19 @@
-"""The demo: batches arrive one at a time and the monitor flow runs after each, as a schedule would."""
+"""The demo: batches arrive one at a time and the monitor flow runs after each, as a schedule would.
+
+The flows return data; this prints it (a flow imports no Typer and no console)."""
 
 from __future__ import annotations
 
 import typer
 
-from flows.monitor import monitor
-from flows.promote import promote
-from service.console import echo_monitor_summary, echo_outcome
+from service.cli.console import echo_monitor_summary, echo_outcome
 from service.demo import MODEL_NAME, DemoWorkspace, deliver, finish_demo
 
 
 def run_demo(workspace: DemoWorkspace) -> None:
+    from flows.monitor import monitor
+    from flows.promote import promote
+
     config_path = str(workspace.config_path)
     typer.echo(f"driftloop demo in {workspace.root}")
     typer.echo(

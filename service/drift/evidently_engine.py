@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from service.drift import ColumnDrift, DriftResult, check_stattest_fits
+from service.drift.result import ColumnDrift, DriftResult, check_stattest_fits
 from service.errors import ConfigError
 
 if TYPE_CHECKING:

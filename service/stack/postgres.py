@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.processes import StackError, base_env
+from service.stack.processes import StackError, base_env
 
 
 def postgres_bin() -> Path | None:

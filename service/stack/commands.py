@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml
 
-from service.postgres import Postgres
-from service.processes import POOL, STATE_FILE, StackError, alive, answers, free_port, stop_pid
-from service.stack import Stack, StackState, resolve_backend
+from service.stack.postgres import Postgres
+from service.stack.processes import POOL, STATE_FILE, StackError, alive, answers, free_port, stop_pid
+from service.stack.servers import Stack, StackState, resolve_backend
 
 
 def demo_config_for(root: Path, mlflow_url: str, batches: int = 8, rows: int = 500, drift_at: int = 5) -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from service.errors import DriftloopError
 
-CODE_ROOT = Path(__file__).resolve().parents[1]
+CODE_ROOT = Path(__file__).resolve().parents[2]
 PREFECT_YAML = CODE_ROOT / "flows" / "prefect.yaml"
 POOL = "driftloop"
 STATE_FILE = "stack.json"

@@ -1,0 +1,1 @@
+"""The driftloop HTTP API (``driftloop serve``): the app, its routes by group, Prometheus metrics."""
