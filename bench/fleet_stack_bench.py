@@ -48,11 +48,41 @@ def tree_rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its descendants, the ended children it waited for
+    included (/proc/PID/stat's cutime and cstime): a load-independent account of where the work went."""
+    ticks, total, pending = os.sysconf("SC_CLK_TCK"), 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+            with open(f"/proc/{current}/task/{current}/children") as children:
+                pending += [int(child) for child in children.read().split()]
+        except (OSError, IndexError):
+            continue
+    return total / ticks
+
+
+def stack_cpu(stack: object) -> dict[str, float]:
+    """CPU seconds so far of each part of the stack: the worker with its flow-run processes, each server."""
+    parts = {
+        "worker and flow runs": stack.worker.process.pid,  # type: ignore[attr-defined]
+        "Prefect server": stack.prefect_server.process.pid,  # type: ignore[attr-defined]
+        "MLflow server": stack.mlflow_server.process.pid,  # type: ignore[attr-defined]
+    }
+    postgres = getattr(stack, "postgres", None)
+    if postgres is not None:
+        parts["PostgreSQL"] = int((postgres.data / "postmaster.pid").read_text().split()[0])
+    return {name: tree_cpu_seconds(pid) for name, pid in parts.items()}
+
+
 # Where a sweep's time goes, by task name: the rest of a run's wall time is orchestration (process
 # start, imports, Prefect's bookkeeping).
 SPLIT = {
     "checks": ("drift_check", "examine", "list_batches"),
-    "registry": ("record_check", "seen_batches", "current_reference", "pending_retrain", "load", "models_with_work"),
+    "registry": ("record_check", "read_records", "current_reference", "pending_retrain", "load", "models_with_work"),
     "reports": ("draw_reports",),
 }
 # A sweep with nothing new is the sweep's own run: reading the directory, asking each model.
@@ -130,9 +160,9 @@ def sweep(models_dir: Path, runs_out: list[object] | None = None) -> float:
                 break
             time.sleep(0.5)
     elapsed = time.perf_counter() - start
-    failed = [r.name for r in runs if r.state and r.state.type.value != "COMPLETED"]
+    failed = [f"{r.name}: {r.state.message}" for r in runs if r.state and r.state.type.value != "COMPLETED"]
     if failed:
-        sys.exit(f"runs did not complete: {failed}")
+        sys.exit("runs did not complete:\n" + "\n".join(failed))
     if runs_out is not None:
         runs_out += runs
     return elapsed
@@ -150,12 +180,14 @@ def fleet_round(stack: object, root: Path, models: int, rows: int) -> dict[str, 
     for index in range(models):
         batch(rows, 3000 + index).to_parquet(root / f"m{index:03d}" / "stream" / "b002.parquet")
     one_new_runs: list[object] = []
+    cpu_before = stack_cpu(stack)
     one_new = sweep(folder, one_new_runs)
+    cpu = {f"cpu {name}": seconds - cpu_before[name] for name, seconds in stack_cpu(stack).items()}
     parts = split(one_new_runs)
     worker = tree_rss_mb(stack.worker.process.pid)  # type: ignore[attr-defined]
     servers = tree_rss_mb(stack.prefect_server.process.pid) + tree_rss_mb(stack.mlflow_server.process.pid)  # type: ignore[attr-defined]
     timings = {"first": first, "idle": idle, "one_new": one_new}
-    return {**timings, "worker_mb": worker, "servers_mb": servers, **parts, **idle_parts}
+    return {**timings, "worker_mb": worker, "servers_mb": servers, **parts, **idle_parts, **cpu}
 
 
 def main() -> None:
@@ -191,6 +223,9 @@ def main() -> None:
     print(f"one new batch each, run time per model (summed over the runs; they overlap), N={args.models}:")
     for key in (*SPLIT, "orchestration"):
         print(f"  {key:<24} {large[key] / args.models:>9.2f}s")
+    print(f"one new batch each, CPU seconds per model by process (load-independent), N={args.models}:")
+    for key in (key for key in large if key.startswith("cpu ")):
+        print(f"  {key[4:]:<24} {large[key] / args.models:>9.2f}s   (N={args.small}: {small[key] / args.small:.2f}s)")
     for key, name in (("worker_mb", "worker RSS"), ("servers_mb", "servers RSS")):
         print(f"{name:<26} {small[key]:>8.0f}MB {large[key]:>8.0f}MB {large[key] / small[key]:>10.2f}x")
 

@@ -14,7 +14,8 @@ from flows.notify import publish
 from flows.retrain import RetrainSummary, retrain
 from flows.slots import model_slot
 from service import notify
-from service.monitor import BatchVerdict, NewBatch, config_changes
+from service.monitor import BatchVerdict, NewBatch, Reference, config_changes
+from service.records import MonitorRecords
 from service.registry import Registry
 from service.retrain import training_window
 from service.settings import Config
@@ -60,15 +61,15 @@ def monitor(
         if not ours:
             get_run_logger().info("pass skipped: a pass of %s is running", config.model.name)
             return MonitorSummary(model=config.model.name, skipped=True)
-        summary = _pass(config_path, config, registry, batches, retrain_via)
+        summary, history = _pass(config_path, config, registry, batches, retrain_via)
         if draw_reports:
-            tasks.draw_reports(registry)
+            tasks.draw_reports(registry, history)
         return summary
 
 
 def _pass(
     config_path: str, config: Config, registry: Registry, batches: list[str] | None, retrain_via: str
-) -> MonitorSummary:
+) -> tuple[MonitorSummary, MonitorRecords]:
     summary = MonitorSummary(model=config.model.name)
     stream = batches or tasks.list_batches(config)
     reference = tasks.current_reference(registry)
@@ -76,19 +77,20 @@ def _pass(
         summary.bootstrap = retrain(config_path)
         reference = tasks.current_reference(registry)
     summary.config_changes = config_changes(config, reference.contract)
-    pending = tasks.pending_retrain(registry, reference)
+    history = tasks.read_records(registry)
+    pending = tasks.pending_retrain(registry, reference, history)
     if pending is not None and retrain_via == "event":
         publish([notify.retrain_requested(config.model.name, config_path, pending.run_id)])
         summary.retrain_requested = pending.run_id
-        return summary
+        return summary, history
     if pending is not None:
         summary.retrains += _retrained(retrain(config_path, drift_run_id=pending.run_id))
         reference = tasks.current_reference(registry)
-    seen = tasks.seen_batches(registry)
+    known = tasks.known_verdicts(history, stream)  # one task for the history, not one per old batch
     for uri in stream:
-        verdict = tasks.examine(registry, reference, uri, seen, flow_run.get_id())
+        verdict = known.get(uri) or tasks.examine(registry, reference, uri, history, flow_run.get_id())
         if isinstance(verdict, NewBatch):
-            verdict = _check(config, registry, reference, verdict)
+            verdict = _check(config, registry, reference, verdict, history)
         publish([notify.batch_rejected(config.model.name, verdict)])
         if not verdict.already_checked:  # a long history would repeat itself on every pass
             get_run_logger().info(verdict_log_line(verdict))
@@ -101,18 +103,20 @@ def _pass(
             window = training_window(stream, uri, config.training.window)
             summary.retrains += _retrained(retrain(config_path, window=window, drift_run_id=verdict.check_run_id))
             reference = tasks.current_reference(registry)
-    return summary
+    return summary, history
 
 
-def _check(config: object, registry: object, reference: object, batch: NewBatch) -> BatchVerdict:
+def _check(
+    config: Config, registry: Registry, reference: Reference, batch: NewBatch, history: MonitorRecords
+) -> BatchVerdict:
     result = tasks.drift_check(reference, batch, config)
-    verdict = tasks.record_check(registry, reference, result, batch, flow_run.get_id())
-    key = artifact_key(config.model.name)  # type: ignore[attr-defined]
+    verdict = tasks.record_check(registry, reference, result, batch, history, flow_run.get_id())
+    key = artifact_key(config.model.name)
     # The UI's cards cut long descriptions at the end: the batch's file name first, then where it is.
     name = batch.uri.rstrip("/").rsplit("/", 1)[-1]
     create_markdown_artifact(verdict_markdown(verdict, result), key=key, description=f"{name} ({batch.uri})")
     create_link_artifact(verdict.report_uri, link_text=f"Drift report for {name}", key=f"{key}-report")
-    publish([notify.drift_detected(config.model.name, verdict)])  # type: ignore[attr-defined]
+    publish([notify.drift_detected(config.model.name, verdict)])
     return verdict
 
 

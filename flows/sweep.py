@@ -44,19 +44,60 @@ def sweep(
             get_run_logger().error("%s: %s", entry.path, entry.error)
             started.append(Started(entry.name, str(entry.path), None, entry.error))
     due = [entry for entry in entries if entry.config is not None and _due(entry, now)]
-    with_reports = []
+    with_reports, to_check = [], []
     for entry, reason in tasks.models_with_work(due):
         if reason is None:  # nothing new: no run, no Job, no process started for this model
             continue
         with_reports.append(entry)
-        if reason == REPORT_PENDING:  # nothing to check: the sweep draws the report itself
-            continue
-        get_run_logger().info("%s: %s", entry.name, reason)
-        started.append(_start_pass(entry, retrain_via))
+        if reason != REPORT_PENDING:  # a report alone needs no pass: the sweep draws it itself
+            get_run_logger().info("%s: %s", entry.name, reason)
+            to_check.append(entry)
+    started += _start_paced(to_check, retrain_via, reports_wait_seconds)
     _wait_for([run.flow_run_id for run in started if run.flow_run_id], reports_wait_seconds)
     for entry in with_reports:
         _draw_reports(entry)
     return started
+
+
+def _start_paced(entries: list[ModelEntry], retrain_via: str, seconds: float) -> list[Started]:
+    """Start the passes no faster than the monitor deployment's concurrency limit lets them run: a run
+    started beyond it is refused a slot and retried only after the server's slot wait (30 s by default),
+    so a fleet started at once would spend most of its sweep waiting. A run still going after
+    ``seconds`` stops holding back the others (the deployment's limit still caps them)."""
+    cap, started, running = _monitor_cap(), [], {}
+    for entry in entries:
+        while len(running) >= cap:
+            _wait_for_one(running, seconds)
+        run = _start_pass(entry, retrain_via)
+        started.append(run)
+        running[str(run.flow_run_id)] = time.monotonic()
+    return started
+
+
+def _monitor_cap() -> int:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        limit = client.read_deployment_by_name(MONITOR_DEPLOYMENT).global_concurrency_limit
+    return limit.limit if limit is not None and limit.limit > 0 else 1_000_000
+
+
+def _wait_for_one(running: dict[str, float], seconds: float) -> None:
+    """Until one of the running passes has ended or outlived ``seconds``; it leaves ``running``."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        while True:
+            chunk = FlowRunFilter(id=FlowRunFilterId(any_=list(running)))
+            runs = client.read_flow_runs(flow_run_filter=chunk, limit=200)
+            ended = {str(run.id) for run in runs if run.state and run.state.is_final()}
+            ended |= {run_id for run_id, began in running.items() if time.monotonic() - began > seconds}
+            if ended:
+                for run_id in ended:
+                    running.pop(run_id, None)
+                return
+            time.sleep(1)
 
 
 def _start_pass(entry: ModelEntry, retrain_via: str) -> Started:

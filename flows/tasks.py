@@ -9,7 +9,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from service import checks, data, fleet, monitor, promote, reports, retrain
+from service import data, fleet, monitor, promote, records, reports, retrain
 from service.errors import is_transient
 from service.registry import Registry
 from service.settings import Config, load_config
@@ -51,13 +51,15 @@ def current_reference(registry: Registry) -> monitor.Reference | None:
 
 
 @task(**IO)
-def seen_batches(registry: Registry) -> dict[str, checks.SeenBatch]:
-    return checks.seen_batches(registry)
+def read_records(registry: Registry) -> records.MonitorRecords:
+    return records.read_records(registry)
 
 
 @task(**IO)
-def pending_retrain(registry: Registry, reference: monitor.Reference) -> checks.DriftCheckRecord | None:
-    return monitor.pending_retrain(registry, reference.run_id)
+def pending_retrain(
+    registry: Registry, reference: monitor.Reference, history: records.MonitorRecords
+) -> records.DriftCheckRecord | None:
+    return monitor.pending_retrain(registry, reference.run_id, history)
 
 
 @task(**IO)
@@ -67,14 +69,19 @@ def models_with_work(entries: list[fleet.ModelEntry]) -> list[tuple[fleet.ModelE
 
 
 @task(**IO)
+def known_verdicts(history: records.MonitorRecords, uris: list[str]) -> dict[str, monitor.BatchVerdict]:
+    return monitor.known_verdicts(history, uris)
+
+
+@task(**IO)
 def examine(
     registry: Registry,
     reference: monitor.Reference,
     uri: str,
-    seen: dict[str, checks.SeenBatch],
+    history: records.MonitorRecords,
     flow_run_id: str | None,
 ) -> monitor.BatchVerdict | monitor.NewBatch:
-    return monitor.examine(registry, reference, uri, seen, flow_run_id)
+    return monitor.examine(registry, reference, uri, history, flow_run_id)
 
 
 def _drift_cache_key(context: Any, parameters: dict[str, Any]) -> str:
@@ -91,14 +98,19 @@ def drift_check(reference: monitor.Reference, batch: monitor.NewBatch, config: C
 
 @task(**IO)
 def record_check(
-    registry: Registry, reference: monitor.Reference, result: Any, batch: monitor.NewBatch, flow_run_id: str | None
+    registry: Registry,
+    reference: monitor.Reference,
+    result: Any,
+    batch: monitor.NewBatch,
+    history: records.MonitorRecords,
+    flow_run_id: str | None,
 ) -> monitor.BatchVerdict:
-    return monitor.record_and_decide(registry, reference, result, batch, flow_run_id=flow_run_id)
+    return monitor.record_and_decide(registry, reference, result, batch, history, flow_run_id=flow_run_id)
 
 
 @task(**IO)
-def draw_reports(registry: Registry) -> int:
-    return reports.draw_pending(registry)
+def draw_reports(registry: Registry, history: records.MonitorRecords | None = None) -> int:
+    return reports.draw_pending(registry, history)
 
 
 @task(**IO)

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics
-from sklearn.model_selection import train_test_split
 
 from service.contracts import DataContract
 from service.errors import ConfigError
 from service.settings import Config
 
 Scorer = Callable[[object, pd.DataFrame, pd.Series], float]
+
+
+def _metrics() -> ModuleType:
+    # scikit-learn takes about a second to import: a monitor pass that trains nothing never pays it.
+    from sklearn import metrics
+
+    return metrics
 
 
 def _labels(model: object, features: pd.DataFrame) -> np.ndarray:
@@ -25,19 +31,19 @@ def _roc_auc(model: object, features: pd.DataFrame, target: pd.Series) -> float:
     proba = model.predict_proba(features)  # type: ignore[attr-defined]
     classes = list(model.classes_)  # type: ignore[attr-defined]
     if len(classes) == 2:
-        return float(metrics.roc_auc_score(target, proba[:, 1]))
-    return float(metrics.roc_auc_score(target, proba, multi_class="ovr", labels=classes))
+        return float(_metrics().roc_auc_score(target, proba[:, 1]))
+    return float(_metrics().roc_auc_score(target, proba, multi_class="ovr", labels=classes))
 
 
 # Every metric is "higher is better", so the gate needs no per-metric direction.
 METRICS: dict[str, Scorer] = {
-    "accuracy": lambda m, x, y: float(metrics.accuracy_score(y, _labels(m, x))),
-    "balanced_accuracy": lambda m, x, y: float(metrics.balanced_accuracy_score(y, _labels(m, x))),
-    "f1_macro": lambda m, x, y: float(metrics.f1_score(y, _labels(m, x), average="macro")),
+    "accuracy": lambda m, x, y: float(_metrics().accuracy_score(y, _labels(m, x))),
+    "balanced_accuracy": lambda m, x, y: float(_metrics().balanced_accuracy_score(y, _labels(m, x))),
+    "f1_macro": lambda m, x, y: float(_metrics().f1_score(y, _labels(m, x), average="macro")),
     "roc_auc": _roc_auc,
-    "r2": lambda m, x, y: float(metrics.r2_score(y, _labels(m, x))),
-    "neg_rmse": lambda m, x, y: -float(metrics.root_mean_squared_error(y, _labels(m, x))),
-    "neg_mae": lambda m, x, y: -float(metrics.mean_absolute_error(y, _labels(m, x))),
+    "r2": lambda m, x, y: float(_metrics().r2_score(y, _labels(m, x))),
+    "neg_rmse": lambda m, x, y: -float(_metrics().root_mean_squared_error(y, _labels(m, x))),
+    "neg_mae": lambda m, x, y: -float(_metrics().mean_absolute_error(y, _labels(m, x))),
 }
 
 
@@ -53,6 +59,8 @@ def split_holdout(frame: pd.DataFrame, config: Config) -> tuple[pd.DataFrame, pd
     stratify = None
     if config.model.task == "classification" and target.value_counts().min() >= 2:
         stratify = target
+    from sklearn.model_selection import train_test_split
+
     train, holdout = train_test_split(
         frame,
         test_size=config.evaluation.holdout,

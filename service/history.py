@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from service.checks import REPORT_DRAWN, REPORT_PATH
+from service.records import REPORT_DRAWN, REPORT_PATH
 from service.registry import TAG
 
 MONITORING, TRAINING = "monitoring", "training"

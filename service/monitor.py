@@ -13,15 +13,7 @@ from functools import lru_cache
 
 import pandas as pd
 
-from service.checks import (
-    DriftCheckRecord,
-    SeenBatch,
-    find_check,
-    log_drift_check,
-    log_quarantine,
-    recent_checks,
-    seen_batches,
-)
+from service.checks import log_drift_check, log_quarantine
 from service.contracts import (
     DataContract,
     conform,
@@ -32,6 +24,7 @@ from service.data import fingerprint, frame_hash, list_batches, read_frame, read
 from service.drift.check import ReferenceProfile, check_drift, profile_reference
 from service.drift.result import DriftResult
 from service.errors import ContractViolation, DataSourceError
+from service.records import DriftCheckRecord, MonitorRecords, SeenBatch, read_records
 from service.registry import CHAMPION, CONTRACT_PATH, LINEAGE_PATH, Registry
 from service.settings import Config, DebounceSection
 
@@ -162,15 +155,17 @@ def record_and_decide(
     reference: Reference,
     result: DriftResult,
     batch: NewBatch,
+    records: MonitorRecords,
     *,
     flow_run_id: str | None,
 ) -> BatchVerdict:
     """Decide with the finished checks before this one, then record check and decision as one record."""
     debounce = registry.config.drift.debounce
-    earlier = [check.dataset_drift for check in recent_checks(registry, reference.run_id, debounce.window)]
+    earlier = [check.dataset_drift for check in records.recent_checks(reference.run_id, debounce.window)]
     decision = should_retrain([result.dataset_drift, *earlier], debounce)
     record = log_drift_check(
         registry,
+        records,
         result,
         batch_uri=batch.uri,
         batch_hash=batch.batch_hash,
@@ -183,23 +178,33 @@ def record_and_decide(
 
 
 def examine(
-    registry: Registry, reference: Reference, uri: str, seen: dict[str, SeenBatch], flow_run_id: str | None
+    registry: Registry, reference: Reference, uri: str, records: MonitorRecords, flow_run_id: str | None
 ) -> BatchVerdict | NewBatch:
     """What a pass does with one batch URI: known by its fingerprint, it is not read again; bad input is
     quarantined with its cause (and skipped until its content changes); otherwise it is read to be checked."""
     stamp = fingerprint(uri)
-    known = seen.get(uri)
+    known = records.seen().get(uri)
     if known is not None and known.fingerprint == stamp:
         return _known_verdict(known)
     try:
         frame, batch_hash = read_batch(uri, reference.contract)
     except BAD_BATCH as exc:
-        run_id = log_quarantine(registry, batch_uri=uri, fingerprint=stamp, cause=str(exc), flow_run_id=flow_run_id)
-        return _quarantine_verdict(uri, run_id, str(exc), already=False)
-    previous = find_check(registry, batch_hash)
+        cause = str(exc)
+        run_id = log_quarantine(
+            registry, records, batch_uri=uri, fingerprint=stamp, cause=cause, flow_run_id=flow_run_id
+        )
+        return _quarantine_verdict(uri, run_id, cause, already=False)
+    previous = records.check_of(batch_hash)
     if previous is not None:  # the same content under another name or stamp
         return _verdict(previous, None, already_checked=True, retrain=False, reason="already checked")
     return NewBatch(uri, frame, batch_hash, stamp)
+
+
+def known_verdicts(records: MonitorRecords, uris: list[str]) -> dict[str, BatchVerdict]:
+    """The batches of ``uris`` already recorded under their current size and date, with their verdicts:
+    a pass answers them all at once and reads, or even examines, only the others."""
+    seen = records.seen()
+    return {uri: _known_verdict(seen[uri]) for uri in uris if not _is_new(uri, seen)}
 
 
 def _known_verdict(known: SeenBatch) -> BatchVerdict:
@@ -214,12 +219,12 @@ def _quarantine_verdict(uri: str, run_id: str, cause: str, *, already: bool) -> 
     return BatchVerdict(uri, False, (), float("nan"), run_id, "", already, False, cause, quarantined=True)
 
 
-def pending_retrain(registry: Registry, reference_run_id: str) -> DriftCheckRecord | None:
+def pending_retrain(registry: Registry, reference_run_id: str, records: MonitorRecords) -> DriftCheckRecord | None:
     """The newest check against this champion that asked for a retrain no version has answered yet
     (registered or rejected): a failed retrain is not lost, the next pass runs it again."""
     from service.retrain import answering_versions  # retrain builds on monitor: imported when asked
 
-    for check in recent_checks(registry, reference_run_id, 100):
+    for check in records.recent_checks(reference_run_id, 100):
         if check.retrain_requested:
             return None if answering_versions(registry, check.run_id) else check
     return None
@@ -234,9 +239,10 @@ def work_to_do(registry: Registry) -> str | None:
     champion = registry.at_alias(config.environments[0], CHAMPION)
     if champion is None:
         return "no champion yet"
-    if pending_retrain(registry, champion.run_id) is not None:
+    records = read_records(registry)
+    if pending_retrain(registry, champion.run_id, records) is not None:
         return "a retrain is pending"
-    seen = seen_batches(registry)
+    seen = records.seen()
     new = [uri for uri in list_batches(config.resolve(config.data.current)) if _is_new(uri, seen)]
     if new:
         return f"{len(new)} new batch(es)"

@@ -254,16 +254,18 @@ class Registry:
         return json.loads(self.run_text(run_id, path))
 
     def run_text(self, run_id: str, path: str) -> str:
-        """A text artifact of a run, from the run's own location: two round trips (``runs:/`` makes five)."""
+        """A text artifact of a run, fetched as the file it is from the run's own location: one round trip
+        (``download_artifacts`` first lists the path to learn whether it is a folder; ``runs:/`` makes five)."""
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         root = self._artifact_root(run_id)
         with tempfile.TemporaryDirectory(prefix="driftloop-artifact-") as folder:
-            local = self.ask(
-                f"download {path} of run {run_id}",
-                lambda: get_artifact_repository(root, tracking_uri=self.tracking_uri).download_artifacts(path, folder),
-            )
-            return Path(local).read_text()
+            local = Path(folder) / Path(path).name
+            repository = get_artifact_repository(root, tracking_uri=self.tracking_uri)
+            # ``_download_file`` is the one-file step every artifact repository implements under
+            # ``download_artifacts``; a missing file raises as that would.
+            self.ask(f"download {path} of run {run_id}", lambda: repository._download_file(path, str(local)))
+            return local.read_text()
 
     def _artifact_root(self, run_id: str) -> str:
         if run_id not in self._artifact_roots:

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import json
 
-from service.checks import REPORT_DRAWN, REPORT_PATH, REPORT_PENDING, REPORT_UNAVAILABLE, pending_reports
+from service.checks import pending_reports
 from service.drift.report import sampled_report
 from service.errors import DriftloopError, InfrastructureError
 from service.monitor import read_batch, reference_of
+from service.records import REPORT_DRAWN, REPORT_PATH, REPORT_PENDING, REPORT_UNAVAILABLE, MonitorRecords, RecordRun
 from service.registry import TAG, Registry
 
 
-def draw_pending(registry: Registry, limit: int = 100) -> int:
-    """Draw the pending reports of this model's checks, oldest first; return how many were handled."""
-    runs = pending_reports(registry, limit)
+def draw_pending(registry: Registry, records: MonitorRecords | None = None, limit: int = 100) -> int:
+    """Draw the pending reports of this model's checks, oldest first; return how many were handled.
+    A pass hands over the records it read and kept current; the sweep, drawing for a fleet, searches."""
+    if records is None:
+        runs = [RecordRun.of(run) for run in pending_reports(registry, limit)]
+    else:
+        runs = records.finished({"kind": "drift_check", "report": REPORT_PENDING})[:limit][::-1]
     for run in runs:
         draw(registry, run)
     return len(runs)
@@ -32,14 +37,14 @@ def report_of_check(registry: Registry, check_run_id: str) -> str | None:
     run = registry.ask(f"read check run {check_run_id}", lambda: registry.client.get_run(check_run_id))
     state = run.data.tags.get(f"{TAG}report", REPORT_DRAWN)  # older checks drew theirs with the verdict
     if state == REPORT_PENDING:
-        state = draw(registry, run)
+        state = draw(registry, RecordRun.of(run))
     return registry.run_text(check_run_id, REPORT_PATH) if state == REPORT_DRAWN else None
 
 
-def draw(registry: Registry, run: object) -> str:
+def draw(registry: Registry, run: RecordRun) -> str:
     """Draw one check's report and mark it drawn, or mark it unavailable with the reason when it can no
     longer be drawn faithfully (the batch changed or is gone). A server down raises: it stays pending."""
-    run_id, tags = run.info.run_id, run.data.tags  # type: ignore[attr-defined]
+    run_id, tags = run.run_id, run.tags
     try:
         html = _report_html(registry, run_id, tags)
     except InfrastructureError:
@@ -55,10 +60,10 @@ def draw(registry: Registry, run: object) -> str:
 
 
 def _report_html(registry: Registry, run_id: str, tags: dict[str, str]) -> str:
-    reference = reference_of(registry, tags[f"{TAG}reference_run"])
-    uri = tags[f"{TAG}batch_uri"]
+    reference = reference_of(registry, tags["reference_run"])
+    uri = tags["batch_uri"]
     frame, batch_hash = read_batch(uri, reference.contract)
-    if batch_hash != tags[f"{TAG}batch_hash"]:
+    if batch_hash != tags["batch_hash"]:
         raise DriftloopError(f"{uri} changed since it was checked: its report would show other data")
     checked = json.loads(registry.run_text(run_id, "drift/result.json"))
     names = {column["column"] for column in checked["columns"]}

@@ -24,7 +24,6 @@ from service.registry import CHAMPION, CONTRACT_PATH, TAG, Registry, VersionRef
 from service.reports import report_of_check
 from service.settings import Config
 from service.tracking import code_version, finished_training, git_sha, log_training_run
-from service.train import fit_pipeline
 
 
 @dataclass(frozen=True)
@@ -108,6 +107,8 @@ def fit_challenger(
     config: Config, contract: DataContract, frame: pd.DataFrame, uris: list[str], dropped: int = 0
 ) -> Challenger:
     train, holdout = split_holdout(frame, config)
+    from service.train import fit_pipeline  # scikit-learn is imported by what trains, not by a pass
+
     model = fit_pipeline(config, contract, train)
     return Challenger(model, train, holdout, tuple(uris), dropped)
 

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pytest
+from mlflow import MlflowClient
 
 from flows.inference import batch_inference
 from flows.monitor import monitor
@@ -178,3 +180,38 @@ def test_batch_inference_scores_with_the_environment_champion(
     assert summary.rows == len(scored) == 600
     assert set(scored["prediction"]) <= {"sunny", "cloudy", "rainy"}
     assert summary.model_uri == "models:/weather-staging/1"
+
+
+def test_a_pass_reads_the_monitoring_history_once_however_many_batches_it_checks(
+    prefect: str, world: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a champion and two checked batches, then two new batches arriving together
+    config_path = world(n_batches=4, drift_at=99)
+    stream = config_path.parent / "data" / "stream"
+    held = config_path.parent / "held"
+    held.mkdir()
+    for name in ("batch_003.csv", "batch_004.csv"):
+        shutil.move(stream / name, held / name)
+    monitor(str(config_path))
+    for name in ("batch_003.csv", "batch_004.csv"):
+        shutil.move(held / name, stream / name)
+    registry = Registry(load_config(config_path))
+    monitoring = registry.experiment_id("monitoring")
+    searches: list[list[str]] = []
+    original = MlflowClient.search_runs
+
+    def counting(self: MlflowClient, experiment_ids: list[str], *args: object, **kwargs: object) -> object:
+        searches.append(list(experiment_ids))
+        return original(self, experiment_ids, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "search_runs", counting)
+    # when the next pass checks both
+    summary = monitor(str(config_path))
+    # then both are checked, the second decided with the first in its history, and the monitoring
+    # history was searched once (not once per batch, per debounce and per record written)
+    assert [Path(v.batch_uri).name for v in summary.verdicts if not v.already_checked] == [
+        "batch_003.csv",
+        "batch_004.csv",
+    ]
+    assert monitoring_runs(config_path) == 4
+    assert searches.count([monitoring]) == 1

@@ -10,8 +10,8 @@ import pytest
 
 from flows.monitor import monitor
 from service import reports
-from service.checks import REPORT_PATH
 from service.monitor import REPORT_PENDING, work_to_do
+from service.records import REPORT_PATH
 from service.registry import TAG, Registry
 from service.settings import load_config
 

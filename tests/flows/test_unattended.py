@@ -12,9 +12,9 @@ import yaml
 
 from flows.monitor import monitor
 from service import train
-from service.checks import MONITORING
 from service.errors import RegistryUnavailable
 from service.monitor import current_reference
+from service.records import MONITORING
 from service.registry import CHAMPION, Registry
 from service.settings import load_config
 
@@ -104,7 +104,7 @@ def test_a_failed_retrain_stays_pending_and_the_next_pass_runs_it(
             raise RuntimeError("node lost while fitting")
         return real_fit(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("service.retrain.fit_pipeline", failing_after_first)
+    monkeypatch.setattr(train, "fit_pipeline", failing_after_first)
     # when the pass decides to retrain and the retrain fails
     with pytest.raises(RuntimeError, match="node lost"):
         monitor(str(config_path))

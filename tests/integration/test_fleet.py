@@ -9,6 +9,7 @@ worker (standing in for the Kubernetes one) holding the deployments of ``flows/p
 from __future__ import annotations
 
 import contextvars
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -286,3 +287,48 @@ def test_a_killed_pass_of_one_model_leaves_the_others_complete_and_the_next_swee
         assert set(again) == {"kill-a"}, again  # kill-b has nothing new
         time.sleep(10)
     assert len(_checks(folder / "kill-a.yaml")) == 6
+
+
+@contextmanager
+def monitor_cap(limit: int) -> Iterator[None]:
+    """The monitor deployment's concurrency limit set to ``limit`` for a while (the stack's is 4)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import DeploymentUpdate
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(MONITOR)
+        before = deployment.global_concurrency_limit.limit if deployment.global_concurrency_limit else None
+        client.update_deployment(deployment.id, DeploymentUpdate(concurrency_limit=limit))
+        try:
+            yield
+        finally:
+            client.update_deployment(deployment.id, DeploymentUpdate(concurrency_limit=before))
+
+
+def test_the_sweep_starts_passes_as_slots_free_so_none_waits_out_the_servers_slot_retry(
+    stack: Stack, make_world: Callable[..., World], prefect_client_settings: str, tmp_path: Path
+) -> None:
+    # given three models with new batches, and room for one monitor run at a time
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name in ("paced-a", "paced-b", "paced-c"):
+        model_file(make_world(name, n_batches=1, drift_at=9), folder)
+    since = datetime.now(UTC)
+    # when the sweep runs
+    with monitor_cap(1):
+        monitors = sweep(folder, since)
+    # then every model was checked, one pass after the other
+    assert set(monitors) == {"paced-a", "paced-b", "paced-c"}
+    assert all(run.state.type.value == "COMPLETED" for run in monitors.values())
+    spans = sorted((run.start_time, run.end_time) for run in monitors.values())
+    assert all(ended <= began for (_, ended), (began, _) in itertools.pairwise(spans))
+    # and none was refused a slot (refused, it would have waited 30 s for the server to let it retry)
+    refused = [name for name, run in monitors.items() if "AwaitingConcurrencySlot" in _state_names(run.id)]
+    assert refused == []
+
+
+def _state_names(flow_run_id: Any) -> list[str]:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return [state.name for state in client.read_flow_run_states(flow_run_id)]
