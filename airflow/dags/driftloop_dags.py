@@ -165,6 +165,7 @@ def pod_task(task_id: str, script: str, env: dict[str, str], *, xcom: bool = Fal
         for key in AUTH_SECRET_KEYS
     ]
     plain_env = [k8s.V1EnvVar(name=key, value=value) for key, value in env.items()]
+    tracking = k8s.V1EnvVar(name="MLFLOW_TRACKING_URI", value=f"http://{RELEASE}-mlflow:5000")
     return DriftloopPodOperator(
         task_id=task_id,
         name=f"driftloop-{task_id}",
@@ -173,8 +174,7 @@ def pod_task(task_id: str, script: str, env: dict[str, str], *, xcom: bool = Fal
         image_pull_policy="IfNotPresent",
         cmds=["/bin/sh", "-c"],
         arguments=[f"{script} > {XCOM_RETURN}" if xcom else script],
-        env_vars=[k8s.V1EnvVar(name="MLFLOW_TRACKING_URI", value=f"http://{RELEASE}-mlflow:5000"), *plain_env]
-        + secret_env,
+        env_vars=[tracking, *plain_env, *secret_env],
         labels={"app.kubernetes.io/component": "flow-run", "app.kubernetes.io/instance": RELEASE},
         service_account_name=f"{RELEASE}-flow-run",
         automount_service_account_token=False,
