@@ -128,3 +128,15 @@ def test_only_a_transient_exit_is_retried(airflow_env: Callable[..., dict[str, s
         "137": "retry",
         "None": "retry",
     }
+
+
+def test_the_dag_module_imports_only_airflow_kubernetes_and_yaml() -> None:
+    # driftloop runs in the pod or from PATH: Airflow's environment has none of it, nor Prefect
+    import sys
+
+    from tests.test_code import imported_modules
+
+    from .conftest import DAGS
+
+    third_party = imported_modules(DAGS / "driftloop_dags.py") - set(sys.stdlib_module_names) - {"__future__"}
+    assert third_party == {"airflow", "kubernetes", "pendulum", "yaml"}
