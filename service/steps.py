@@ -145,17 +145,6 @@ def retrain_model(
     return RetrainReport(config.model.name, candidate.version, decision.reason, outcomes)
 
 
-def auto_environments(config: Config) -> list[str]:
-    """The environments a new champion of the first one reaches without a person: those after it up to
-    the first whose policy is ``approval``, which receives it as @challenger (``promote.promote_through``)."""
-    reached = []
-    for env in config.environments[1:]:
-        reached.append(env)
-        if config.policy_for(env) == "approval":
-            break
-    return reached
-
-
 def awaiting_promotion(registry: Registry, drift_run_id: str | None = None) -> VersionRef | None:
     """The first environment's champion when a retrain made it and its promotion is not finished (it is
     not marked settled yet); with ``drift_run_id``, only the one answering that drift check."""
