@@ -28,6 +28,7 @@ def test_every_command_in_the_readme_table_exists() -> None:
     assert commands == {
         "demo",
         "run",
+        "check",
         "retrain",
         "batches",
         "drift",

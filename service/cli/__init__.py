@@ -4,7 +4,7 @@ beside it (each registers its commands on ``app`` when imported)."""
 import sys
 
 from service.cli import app as _application
-from service.cli import check, loop, registry, serve  # noqa: F401  (registers the commands)
+from service.cli import check, loop, registry, serve, steps  # noqa: F401  (registers the commands)
 
 app = _application.app
 VERBOSE_FLAGS = ("-v", "--verbose")

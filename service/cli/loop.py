@@ -1,4 +1,5 @@
-"""The loop's commands: ``run`` (a pass over one model or a fleet), ``retrain`` and ``batches``.
+"""The loop's commands: ``run`` (a pass over one model or a fleet) and ``batches``; the steps an external
+orchestrator calls one by one (``check``, ``retrain``) are in ``service.cli.steps``.
 
 Flows are imported inside the commands, so ``driftloop --help`` stays instant.
 """
@@ -76,27 +77,6 @@ def run(
     else:
         echo_fleet(reports)
     raise typer.Exit(worst_exit_code(reports))
-
-
-@app.command()
-def retrain(
-    name: Annotated[str, typer.Argument(help="Model to retrain.")],
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="The model's config file.")] = None,
-    drift_run: Annotated[str | None, typer.Option(help="Answer this drift check (its MLflow run id).")] = None,
-) -> None:
-    """Retrain NAME now, on its latest `training.window` batches, with the config as it is (an edited
-    config takes effect here); evaluate, register and promote by the policy."""
-    from service.cli.console import echo_retrain
-
-    with reported_errors():
-        load(config, name)
-        from flows.retrain import retrain as retrain_flow
-
-        summary = retrain_flow(config_path(config), drift_run_id=drift_run)
-    if summary is None:
-        typer.echo(f"{name}: nothing to retrain (the drift check was answered or is stale)")
-    else:
-        echo_retrain(summary, "retrained")
 
 
 @app.command()

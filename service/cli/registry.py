@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from service.cli.app import ConfigOption, JsonOption, app, config_path, fail, load, reported_errors
+from service.cli.steps import ModelsDirOption, as_json, load_model
 
 
 @app.command()
@@ -50,11 +52,39 @@ def _move(config: Path | None, name: str, env: str, action: str) -> None:
 @app.command()
 def promote(
     name: str,
-    to: Annotated[str, typer.Option("--to", help="Environment to promote into.")],
+    to: Annotated[str | None, typer.Option("--to", help="Environment to promote into.")] = None,
+    auto: Annotated[
+        bool,
+        typer.Option(
+            "--auto",
+            help="Promote a retrain's new version along the environments by their policy (after "
+            "`driftloop retrain --no-promote`), then mark its drift check answered.",
+        ),
+    ] = False,
+    drift_run: Annotated[str | None, typer.Option(help="With --auto: the drift check the retrain answered.")] = None,
     config: ConfigOption = None,
+    models: ModelsDirOption = None,
+    json_output: JsonOption = False,
 ) -> None:
-    """Promote the champion of the environment before TO into TO (by its policy)."""
-    _move(config, name, to, "promote")
+    """Promote the champion of the environment before TO into TO (by its policy); or, with --auto, the
+    version a retrain registered along every environment up to the first that needs approval."""
+    if auto == (to is not None):
+        fail("expected exactly one of --to ENV and --auto")
+    if to is not None:
+        _move(config, name, to, "promote")
+        return
+    from service.cli.console import echo_outcome
+    from service.steps import promote_auto
+
+    with reported_errors():
+        outcomes = promote_auto(load_model(name, config, models), drift_run)
+    if json_output:
+        typer.echo(as_json({"model": name, "outcomes": [asdict(outcome) for outcome in outcomes]}))
+        return
+    if not outcomes:
+        typer.echo(f"{name}: nothing to promote (no new version awaits promotion)")
+    for outcome in outcomes:
+        echo_outcome(outcome)
 
 
 @app.command()
