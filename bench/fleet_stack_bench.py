@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -198,6 +199,8 @@ def main() -> None:
     args = parser.parse_args()
     from service.stack.servers import Stack
 
+    # A bench stopped with SIGTERM still stops its stack (the `finally` below), as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
     with tempfile.TemporaryDirectory(prefix="driftloop-stack-bench-") as tmp:
         stack = Stack(Path(tmp) / "stack", backend="auto")
         stack.up()

@@ -60,7 +60,7 @@ def _open_run(
 
         entries = [RunTag(f"{TAG}{key}", value) for key, value in tags.items()]
         registry.ask("tag a check run", lambda: client.log_batch(run_id, tags=entries))
-        return None, RecordRun(run_id, artifact_uri, False, tags)
+        return None, _opened(records, RecordRun(run_id, artifact_uri, False, tags))
     run = registry.ask(
         "create a check run",
         lambda: client.create_run(
@@ -69,7 +69,13 @@ def _open_run(
             tags={f"{TAG}{key}": value for key, value in tags.items()},
         ),
     )
-    return None, RecordRun(run.info.run_id, run.info.artifact_uri, False, tags)
+    return None, _opened(records, RecordRun(run.info.run_id, run.info.artifact_uri, False, tags))
+
+
+def _opened(records: MonitorRecords, run: RecordRun) -> RecordRun:
+    # Kept unfinished in the records at once: a retry of the write that fails next reuses this run.
+    records.add(run)
+    return run
 
 
 def check_key(batch_hash: str, reference_run_id: str) -> dict[str, str]:
