@@ -90,6 +90,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         return Registry(config_of(name))
 
+    def own() -> dict[str, dict[str, Any]]:
+        """Per model, the clients of its environments with a registry of their own: their aliases live there."""
+        from service.registry import Registry
+
+        configs = models_dir.configs()
+        return {name: Registry(c).own_clients() for name, c in configs.items() if c.registry.environments}
+
     @app.get("/healthz", tags=["probes"], summary="Liveness: the process answers.")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -127,7 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The registry's models (a removed file's history included), what the folder configures now, and
         # the files that do not load, by path.
         return {
-            "models": [view.to_dict() for view in list_models(tracking_uri, versions_limit=versions)],
+            "models": [view.to_dict() for view in list_models(tracking_uri, versions_limit=versions, own=own())],
             "configured": sorted(models_dir.configs()),
             "config_errors": models_dir.errors(),
         }
@@ -142,7 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def model(name: str, versions: VersionsQuery = 20) -> dict[str, Any]:
         configs = models_dir.configs()
         envs = configs[name].environments if name in configs else None
-        views = list_models(tracking_uri, name, envs, versions_limit=versions)
+        views = list_models(tracking_uri, name, envs, versions_limit=versions, own=own())
         if not views:
             raise HTTPException(404, f"no model named {name!r} in the registry")
         return views[0].to_dict()
@@ -161,8 +168,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             lineage = registry.lineage(ref)
         except (RegistryError, DriftloopError) as exc:
             raise HTTPException(404, str(exc)) from None
-        run = registry.client.get_run(ref.run_id)
-        view = describe_version(registry.client, ref)
+        run = registry.client_for(env).get_run(ref.run_id)  # a registry of its own holds the copy's run
+        view = describe_version(registry.client_for(env), ref)
         return {
             "name": ref.name,
             "version": ref.version,
