@@ -90,30 +90,49 @@ def _versions(client: object, name: str, limit: int | None) -> tuple[list[Versio
 
 
 def list_models(
-    tracking_uri: str, name: str | None = None, env_order: list[str] | None = None, versions_limit: int | None = None
+    tracking_uri: str,
+    name: str | None = None,
+    env_order: list[str] | None = None,
+    versions_limit: int | None = None,
+    own: dict[str, dict[str, object]] | None = None,
 ) -> list[ModelView]:
     """Read every registered model tagged by driftloop (optionally one model) from the registry.
 
     ``versions_limit`` keeps each environment to its newest versions: a listing stays fast however
-    long the history (the SQL query is limited, not the result).
+    long the history (the SQL query is limited, not the result). ``own`` maps a model to the clients of
+    its environments with a registry of their own: those environments are read from there alone.
     """
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    own = own or {}
     grouped: dict[str, list[EnvironmentView]] = {}
-    for registered in client.search_registered_models(max_results=1000):
-        model = registered.tags.get(f"{TAG}model")
-        env = registered.tags.get(f"{TAG}env")
-        if model is None or env is None or (name is not None and model != name):
-            continue
-        versions, more = _versions(client, registered.name, versions_limit)
-        aliases = {alias: str(version) for alias, version in (registered.aliases or {}).items() if alias in ALIASES}
-        held = aliases_by_version(registered.aliases or {})
-        views = [_version_view(v, held.get(v.version, [])) for v in versions]
-        grouped.setdefault(model, []).append(EnvironmentView(env, registered.name, aliases, views, more))
+    sources = [(MlflowClient(tracking_uri, registry_uri=tracking_uri), None)]
+    sources += [(client, (model, env)) for model, clients in own.items() for env, client in clients.items()]
+    for client, only in sources:
+        for model, env, registered in _driftloop_models(client, name):
+            if (only is None and env in own.get(model, {})) or (only is not None and only != (model, env)):
+                continue  # an environment is read from the registry that holds it
+            grouped.setdefault(model, []).append(_environment_view(client, env, registered, versions_limit))
     order = env_order or ["dev", "staging", "prod"]
     rank = {env: index for index, env in enumerate(order)}
     return [
         ModelView(model, sorted(envs, key=lambda view: (rank.get(view.env, len(rank)), view.env)))
         for model, envs in sorted(grouped.items())
     ]
+
+
+def _driftloop_models(client: object, name: str | None) -> Iterable[tuple[str, str, object]]:
+    for registered in client.search_registered_models(max_results=1000):  # type: ignore[attr-defined]
+        model = registered.tags.get(f"{TAG}model")
+        env = registered.tags.get(f"{TAG}env")
+        if model is not None and env is not None and (name is None or model == name):
+            yield model, env, registered
+
+
+def _environment_view(client: object, env: str, registered: object, limit: int | None) -> EnvironmentView:
+    versions, more = _versions(client, registered.name, limit)  # type: ignore[attr-defined]
+    alias_map = registered.aliases or {}  # type: ignore[attr-defined]
+    aliases = {alias: str(version) for alias, version in alias_map.items() if alias in ALIASES}
+    held = aliases_by_version(alias_map)
+    views = [_version_view(v, held.get(v.version, [])) for v in versions]
+    return EnvironmentView(env, registered.name, aliases, views, more)  # type: ignore[attr-defined]

@@ -25,7 +25,7 @@ def score_batch(registry: Registry, env: str, input_uri: str, output_uri: str) -
     champion = registry.at_alias(env, CHAMPION)
     if champion is None:
         raise RegistryError(f"{registry.name(env)} has no @champion: promote or approve a version first")
-    contract = contract_from_dict(registry.run_dict(champion.run_id, CONTRACT_PATH))
+    contract = contract_from_dict(registry.run_dict(champion.run_id, CONTRACT_PATH, champion.env))
     frame = read_frame(input_uri)
     validate_batch(frame, contract, input_uri, require_target=False)
     model = registry.load_version(champion)

@@ -4,9 +4,11 @@ Each environment is its own registered model (``weather-dev``, ``weather-staging
 aliases ``champion``, ``challenger`` and ``previous``. Registration and copies between environments are
 idempotent, keyed by the training run, so a retried task never makes a duplicate version.
 
-Each ``Registry`` talks to its own store through its own client: nothing here sets MLflow's
-process-wide tracking URI, so models with different stores can share one process. Only a definite
-"not found" from MLflow means absent; any other failure to ask is a ``RegistryUnavailable``.
+Each ``Registry`` talks to its own stores through their own clients: nothing here sets MLflow's
+process-wide tracking URI, so models with different stores can share one process. The default store
+holds the runs and every environment without a registry of its own; an environment with one
+(``registry.environments``) is read and written through its own ``Store`` and credentials, and
+versions reach it by ``service.crossing``. Only a definite "not found" from MLflow means absent.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-from service.errors import RegistryError, RegistryUnavailable
-from service.mlflow_errors import classify, forbidden, is_not_found
+from service.errors import RegistryError
+from service.mlflow_errors import forbidden
+from service.mlflow_store import Store
 from service.settings import Config
 
 TAG = "driftloop."
@@ -46,19 +49,21 @@ class VersionRef:
     run_id: str
     tags: dict[str, str]
     aliases: tuple[str, ...] = ()
+    env: str = ""  # the environment whose registry holds it ("": the default registry)
 
     @property
     def uri(self) -> str:
         return f"models:/{self.name}/{self.version}"
 
 
-def version_ref(model_version: object) -> VersionRef:
+def version_ref(model_version: object, env: str = "") -> VersionRef:
     return VersionRef(
         name=model_version.name,  # type: ignore[attr-defined]
         version=str(model_version.version),  # type: ignore[attr-defined]
         run_id=model_version.run_id or "",  # type: ignore[attr-defined]
         tags=dict(model_version.tags or {}),  # type: ignore[attr-defined]
         aliases=tuple(getattr(model_version, "aliases", ()) or ()),
+        env=env,
     )
 
 
@@ -74,42 +79,41 @@ class Registry:
     """The MLflow tracking server and model registry of one configured model."""
 
     def __init__(self, config: Config) -> None:
-        from mlflow import MlflowClient
-
         # MLflow reads each finished run back to print its URL: a round trip per record nobody reads.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.config = config
         self.tracking_uri = config.tracking_uri()
-        self.client = MlflowClient(self.tracking_uri, registry_uri=self.tracking_uri)
+        self.default = Store(self.tracking_uri)
+        self.client = self.default.client
         self.artifact_root = config.registry.artifact_root or _default_artifact_root(self.tracking_uri)
+        self._stores: dict[str, Store] = {}
         # Neither an experiment's id nor a run's artifact location ever changes: each is read once.
         self._experiment_ids: dict[str, str] = {}
         self._artifact_roots: dict[str, str] = {}
 
-    def ask(self, what: str, call: Callable[[], T]) -> T:
-        """Run one MLflow call; a failure becomes RegistryUnavailable or RegistryError, naming the server."""
-        from mlflow.exceptions import MlflowException
+    def store(self, env: str | None = None) -> Store:
+        """The store holding ``env``'s registered model: its own registry when configured, else the default."""
+        if not env or env not in self.config.registry.environments:
+            return self.default
+        if env not in self._stores:
+            credentials = self.config.registry.credentials(env)
+            self._stores[env] = Store(self.config.tracking_uri(env), env, credentials)
+        return self._stores[env]
 
-        try:
-            return call()
-        except MlflowException as exc:
-            raise classify(self.tracking_uri, what, exc) from exc
-        except FileNotFoundError as exc:  # a local store's artifact that is not there: a definite answer
-            raise RegistryError(f"MLflow at {self.tracking_uri}: cannot {what}: {exc}") from exc
-        except OSError as exc:  # requests' connection errors and timeouts are OSErrors
-            raise RegistryUnavailable(f"MLflow at {self.tracking_uri} did not answer ({what}): {exc}") from exc
+    def client_for(self, env: str) -> Any:
+        return self.store(env).client
+
+    def own_clients(self) -> dict[str, Any]:
+        """The client of each environment with a registry of its own."""
+        return {env: self.client_for(env) for env in self.config.registry.environments}
+
+    def ask(self, what: str, call: Callable[[], T]) -> T:
+        """Run one call to the default store; a failure becomes RegistryUnavailable or RegistryError."""
+        return self.default.ask(what, call)
 
     def lookup(self, what: str, call: Callable[[], T]) -> T | None:
         """Like ``ask``, but a definite "not found" is None: the one answer that means absent."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return self.ask(what, call)
-        except (RegistryError, RegistryUnavailable) as exc:
-            cause = exc.__cause__
-            if isinstance(cause, MlflowException) and is_not_found(cause):
-                return None
-            raise
+        return self.default.lookup(what, call)
 
     # experiments ---------------------------------------------------------------------------------
     def experiment_id(self, stage: str) -> str:
@@ -132,11 +136,11 @@ class Registry:
         return self.config.registered_name(env)
 
     def ensure_model(self, env: str) -> str:
-        name = self.name(env)
-        if self.lookup(f"read model {name}", lambda: self.client.get_registered_model(name)) is None:
-            self.ask(
+        name, store = self.name(env), self.store(env)
+        if store.lookup(f"read model {name}", lambda: store.client.get_registered_model(name)) is None:
+            store.ask(
                 f"create model {name}",
-                lambda: self.client.create_registered_model(
+                lambda: store.client.create_registered_model(
                     name,
                     tags={f"{TAG}model": self.config.model.name, f"{TAG}env": env},
                     description=f"driftloop model {self.config.model.name!r}, environment {env!r}",
@@ -146,59 +150,66 @@ class Registry:
 
     def at_alias(self, env: str, alias: str) -> VersionRef | None:
         """The version ``@alias`` points to; None only when MLflow says there is none."""
-        name = self.name(env)
+        name, store = self.name(env), self.store(env)
         try:
-            found = self.lookup(f"read {name}@{alias}", lambda: self.client.get_model_version_by_alias(name, alias))
+            found = store.lookup(f"read {name}@{alias}", lambda: store.client.get_model_version_by_alias(name, alias))
         except RegistryError as exc:
             # MLflow's auth app answers a non-admin 403, not 404, for an alias of a model that does not
             # exist; the model's own lookup still gives the definite "not found".
-            if not forbidden(exc) or self.lookup(f"read model {name}", lambda: self.client.get_registered_model(name)):
+            if not forbidden(exc) or store.lookup(
+                f"read model {name}", lambda: store.client.get_registered_model(name)
+            ):
                 raise
             return None
-        return None if found is None else _with_alias(version_ref(found), alias)
+        return None if found is None else _with_alias(version_ref(found, env), alias)
 
     def version(self, env: str, version: str) -> VersionRef:
-        name = self.name(env)
-        found = self.lookup(f"read {name} v{version}", lambda: self.client.get_model_version(name, version))
+        name, store = self.name(env), self.store(env)
+        found = store.lookup(f"read {name} v{version}", lambda: store.client.get_model_version(name, version))
         if found is None:
             raise RegistryError(f"{name}: no version {version}")
-        return version_ref(found)
+        return version_ref(found, env)
 
     def versions(self, env: str) -> list[VersionRef]:
-        name = self.name(env)
-        found = self.ask(f"list {name}", lambda: self.client.search_model_versions(f"name = '{name}'"))
-        return sorted((version_ref(v) for v in found), key=lambda ref: int(ref.version))
+        name, store = self.name(env), self.store(env)
+        found = store.ask(f"list {name}", lambda: store.client.search_model_versions(f"name = '{name}'"))
+        return sorted((version_ref(v, env) for v in found), key=lambda ref: int(ref.version))
 
     def versions_with_tag(self, env: str, key: str, value: str) -> list[VersionRef]:
-        name = self.name(env)
+        name, store = self.name(env), self.store(env)
         query = f"name = '{name}' and {tag_filter(key, value)}"
-        return [version_ref(v) for v in self.ask(f"search {name}", lambda: self.client.search_model_versions(query))]
+        found = store.ask(f"search {name}", lambda: store.client.search_model_versions(query))
+        return [version_ref(v, env) for v in found]
 
     def set_alias(self, env: str, alias: str, version: VersionRef) -> None:
-        name = self.name(env)
-        self.ask(f"set {name}@{alias}", lambda: self.client.set_registered_model_alias(name, alias, version.version))
+        name, store = self.name(env), self.store(env)
+        store.ask(f"set {name}@{alias}", lambda: store.client.set_registered_model_alias(name, alias, version.version))
 
     def delete_alias(self, env: str, alias: str) -> None:
         if self.at_alias(env, alias) is not None:
-            name = self.name(env)
-            self.ask(f"delete {name}@{alias}", lambda: self.client.delete_registered_model_alias(name, alias))
+            name, store = self.name(env), self.store(env)
+            store.ask(f"delete {name}@{alias}", lambda: store.client.delete_registered_model_alias(name, alias))
 
     def tag_version(self, version: VersionRef, tags: dict[str, str]) -> None:
+        store = self.store(version.env)
         for key, value in tags.items():
-            self.ask(
+            store.ask(
                 f"tag {version.uri}",
-                lambda k=key, v=value: self.client.set_model_version_tag(version.name, version.version, f"{TAG}{k}", v),
+                lambda k=key, v=value: store.client.set_model_version_tag(
+                    version.name, version.version, f"{TAG}{k}", v
+                ),
             )
 
-    def _version_of_run(self, name: str, run_id: str) -> VersionRef | None:
+    def _version_of_run(self, env: str, run_id: str) -> VersionRef | None:
+        name, store = self.name(env), self.store(env)
         query = f"name = '{name}' and run_id = '{run_id}'"
-        found = self.ask(f"search {name}", lambda: self.client.search_model_versions(query))
-        return version_ref(found[0]) if found else None
+        found = store.ask(f"search {name}", lambda: store.client.search_model_versions(query))
+        return version_ref(found[0], env) if found else None
 
     def register(self, run_id: str, env: str, tags: dict[str, str]) -> VersionRef:
         """Register a training run's model in ``env``; registering the same run again returns it."""
         name = self.ensure_model(env)
-        existing = self._version_of_run(name, run_id)
+        existing = self._version_of_run(env, run_id)
         if existing is not None:
             return existing
         source = self.run_artifact_uri(run_id, MODEL_PATH)
@@ -211,75 +222,79 @@ class Registry:
         return self.version(env, str(created.version))
 
     def copy_to(self, version: VersionRef, env: str) -> VersionRef:
-        """Copy a version into another environment's model, with its lineage tags; idempotent."""
+        """Copy a version into another environment's model, with its lineage tags; idempotent.
+
+        Into an environment with a registry of its own, everything the version carries is copied
+        across (``service.crossing``); within one registry, MLflow's ``copy_model_version`` suffices."""
+        if self.store(env) is not self.store(version.env):
+            from service.crossing import copy_across
+
+            return copy_across(self, version, env)
         name = self.ensure_model(env)
-        existing = self._version_of_run(name, version.run_id)
+        existing = self._version_of_run(env, version.run_id)
         if existing is not None:
             return existing
         copied = version_ref(
-            self.ask(f"copy {version.uri} to {name}", lambda: self.client.copy_model_version(version.uri, name))
+            self.ask(f"copy {version.uri} to {name}", lambda: self.client.copy_model_version(version.uri, name)), env
         )
-        lineage = {key: value for key, value in version.tags.items() if key.startswith(TAG) and key != f"{TAG}status"}
-        self.tag_version(copied, {key.removeprefix(TAG): value for key, value in lineage.items()})
-        self.tag_version(copied, {"copied_from": version.uri})
+        self.tag_version(copied, {**carried_tags(version), "copied_from": version.uri})
         return self.version(env, copied.version)
 
-    def load_model(self, env: str, alias: str = CHAMPION) -> object:
-        found = self.at_alias(env, alias)
-        if found is None:
-            raise RegistryError(f"{self.name(env)} has no version with alias @{alias}")
-        return self.load_version(found)
-
     def load_version(self, version: VersionRef) -> object:
-        """Download a version's model from this registry's store and load it."""
-        import mlflow.artifacts
+        """Download a version's model from the store that holds it and load it."""
         import mlflow.sklearn
 
         # The version's own storage location (a copy's resolves to its source's files), fetched through
-        # this registry's URIs: a models:/ URI would be resolved against the process-wide registry.
-        location = self.ask(
-            f"locate {version.uri}", lambda: self.client.get_model_version_download_uri(version.name, version.version)
+        # that store's client: a models:/ URI would be resolved against the process-wide registry.
+        store = self.store(version.env)
+        location = store.ask(
+            f"locate {version.uri}", lambda: store.client.get_model_version_download_uri(version.name, version.version)
         )
+        parent, leaf = location.rstrip("/").rsplit("/", 1)
         with tempfile.TemporaryDirectory(prefix="driftloop-model-") as folder:
-            local = self.ask(
-                f"download {version.uri}",
-                lambda: mlflow.artifacts.download_artifacts(
-                    artifact_uri=location, dst_path=folder, tracking_uri=self.tracking_uri
-                ),
+            local = store.ask(
+                f"download {version.uri}", lambda: store.artifacts(parent).download_artifacts(leaf, folder)
             )
             return mlflow.sklearn.load_model(local)
 
-    def run_dict(self, run_id: str, path: str) -> dict[str, object]:
-        """A JSON artifact of a training run (its lineage or data contract)."""
-        return json.loads(self.run_text(run_id, path))
+    def run_dict(self, run_id: str, path: str, env: str = "") -> dict[str, object]:
+        """A JSON artifact of a training run (its lineage or data contract), in ``env``'s store."""
+        return json.loads(self.run_text(run_id, path, env))
 
-    def run_text(self, run_id: str, path: str) -> str:
-        """A text artifact of a run, fetched as the file it is from the run's own location: one round trip
-        (``download_artifacts`` first lists the path to learn whether it is a folder; ``runs:/`` makes five)."""
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-        root = self._artifact_root(run_id)
+    def run_text(self, run_id: str, path: str, env: str = "") -> str:
+        """A text artifact of a run, fetched as the file it is (``_download_file``, the one-file step of every
+        artifact repository) from the run's own location: one round trip, where ``download_artifacts``
+        first lists the path to learn whether it is a folder and ``runs:/`` makes five."""
+        store = self.store(env)
+        root = self._artifact_root(run_id, env)
         with tempfile.TemporaryDirectory(prefix="driftloop-artifact-") as folder:
             local = Path(folder) / Path(path).name
-            repository = get_artifact_repository(root, tracking_uri=self.tracking_uri)
-            # ``_download_file`` is the one-file step every artifact repository implements under
-            # ``download_artifacts``; a missing file raises as that would.
-            self.ask(f"download {path} of run {run_id}", lambda: repository._download_file(path, str(local)))
+            repository = store.artifacts(root)
+            store.ask(f"download {path} of run {run_id}", lambda: repository._download_file(path, str(local)))
             return local.read_text()
 
-    def _artifact_root(self, run_id: str) -> str:
+    def _artifact_root(self, run_id: str, env: str = "") -> str:
         if run_id not in self._artifact_roots:
-            run = self.ask(f"read run {run_id}", lambda: self.client.get_run(run_id))
+            store = self.store(env)
+            run = store.ask(f"read run {run_id}", lambda: store.client.get_run(run_id))
             self._artifact_roots[run_id] = run.info.artifact_uri
         return self._artifact_roots[run_id]
 
     def lineage(self, version: VersionRef) -> dict[str, object]:
-        return self.run_dict(version.run_id, LINEAGE_PATH)
+        return self.run_dict(version.run_id, LINEAGE_PATH, version.env)
 
-    def run_artifact_uri(self, run_id: str, path: str) -> str:
-        return f"{self._artifact_root(run_id)}/{path}"
+    def run_artifact_uri(self, run_id: str, path: str, env: str = "") -> str:
+        return f"{self._artifact_root(run_id, env)}/{path}"
+
+
+def carried_tags(version: VersionRef) -> dict[str, str]:
+    """A version's driftloop tags that travel with a copy (unprefixed): lineage, metrics, hashes, gate.
+    Where it stands in its old environment (status, approval, when it was promoted there) stays behind."""
+    local = {f"{TAG}{key}" for key in ("status", "approved", "promoted_at")}
+    return {
+        key.removeprefix(TAG): value for key, value in version.tags.items() if key.startswith(TAG) and key not in local
+    }
 
 
 def _with_alias(ref: VersionRef, alias: str) -> VersionRef:
-    aliases = ref.aliases if alias in ref.aliases else (*ref.aliases, alias)
-    return VersionRef(ref.name, ref.version, ref.run_id, ref.tags, aliases)
+    return ref if alias in ref.aliases else replace(ref, aliases=(*ref.aliases, alias))

@@ -7,7 +7,6 @@ the key, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import os
-import string
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.errors import ConfigError
+from service.registry_config import RegistrySection
 
 DEFAULT_ESTIMATORS = {
     "classification": "sklearn.ensemble.HistGradientBoostingClassifier",
@@ -180,24 +180,6 @@ class EvaluationSection(_Strict):
     )
 
 
-class RegistrySection(_Strict):
-    tracking_uri: str | None = Field(
-        default=None, description="MLflow tracking URI; MLFLOW_TRACKING_URI wins when set."
-    )
-    artifact_root: str | None = Field(
-        default=None, description="Where new experiments keep artifacts; default: beside a local store."
-    )
-    name_template: str = Field(default="{model}-{env}", description="Registered model name per env.")
-
-    @field_validator("name_template")
-    @classmethod
-    def _has_placeholders(cls, value: str) -> str:
-        fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
-        if fields != {"model", "env"}:
-            raise ValueError(f"must use exactly the placeholders {{model}} and {{env}}, found {sorted(fields)}")
-        return value
-
-
 PromotionPolicy = Literal["auto", "approval"]
 
 
@@ -227,6 +209,7 @@ class Config(_Strict):
             raise ValueError(f"promotion has environments not in `environments`: {unknown}")
         if len(set(self.environments)) != len(self.environments):
             raise ValueError("environments must not repeat")
+        self.registry.check_environments(self.environments)
         allowed = METRICS_BY_TASK[self.model.task]
         if self.evaluation.metric is not None and self.evaluation.metric not in allowed:
             raise ValueError(
@@ -253,7 +236,11 @@ class Config(_Strict):
             return uri
         return str((self.source.parent / uri).resolve())
 
-    def tracking_uri(self) -> str:
+    def tracking_uri(self, env: str | None = None) -> str:
+        """The registry of ``env`` (its own when configured), else the default one of every environment."""
+        own = self.registry.environments.get(env) if env is not None else None
+        if own is not None:
+            return own.tracking_uri
         env_uri = os.environ.get("MLFLOW_TRACKING_URI")
         if env_uri:
             return env_uri

@@ -71,3 +71,10 @@ class ApiContext:
         from service.registry import Registry
 
         return Registry(self.config_of(name))
+
+    def own(self) -> dict[str, dict[str, Any]]:
+        """Per model, the clients of its environments with a registry of their own: their aliases live there."""
+        from service.registry import Registry
+
+        configs = self.models_dir.configs()
+        return {name: Registry(c).own_clients() for name, c in configs.items() if c.registry.environments}

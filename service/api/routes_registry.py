@@ -21,8 +21,9 @@ def registry_routes(ctx: ApiContext) -> APIRouter:
     def models(versions: VersionsQuery = 20) -> dict[str, Any]:
         # The registry's models (a removed file's history included), what the folder configures now, and
         # the files that do not load, by path.
+        views = list_models(ctx.tracking_uri, versions_limit=versions, own=ctx.own())
         return {
-            "models": [view.to_dict() for view in list_models(ctx.tracking_uri, versions_limit=versions)],
+            "models": [view.to_dict() for view in views],
             "configured": sorted(ctx.models_dir.configs()),
             "config_errors": ctx.models_dir.errors(),
         }
@@ -35,7 +36,7 @@ def registry_routes(ctx: ApiContext) -> APIRouter:
     def model(name: str, versions: VersionsQuery = 20) -> dict[str, Any]:
         configs = ctx.models_dir.configs()
         envs = configs[name].environments if name in configs else None
-        views = list_models(ctx.tracking_uri, name, envs, versions_limit=versions)
+        views = list_models(ctx.tracking_uri, name, envs, versions_limit=versions, own=ctx.own())
         if not views:
             raise HTTPException(404, f"no model named {name!r} in the registry")
         return views[0].to_dict()
@@ -62,8 +63,8 @@ def _version_details(ctx: ApiContext, name: str, env: str, version: str) -> dict
         lineage = registry.lineage(ref)
     except (RegistryError, DriftloopError) as exc:
         raise HTTPException(404, str(exc)) from None
-    run = registry.client.get_run(ref.run_id)
-    view = describe_version(registry.client, ref)
+    run = registry.client_for(env).get_run(ref.run_id)  # a registry of its own holds the copy's run
+    view = describe_version(registry.client_for(env), ref)
     return {
         "name": ref.name,
         "version": ref.version,

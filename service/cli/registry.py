@@ -23,6 +23,7 @@ def models(
     """List models, their versions and where each alias points in each environment."""
     from service.catalog import list_models
     from service.cli.console import echo_models
+    from service.registry import Registry
 
     with reported_errors():
         path = Path(config_path(config))
@@ -30,7 +31,8 @@ def models(
         uri = loaded.tracking_uri() if loaded else os.environ.get("MLFLOW_TRACKING_URI")
         if uri is None:
             fail(f"{path}: config file not found and MLFLOW_TRACKING_URI is unset: expected one of them")
-        views = list_models(uri, name, loaded.environments if loaded else None)
+        own = {loaded.model.name: Registry(loaded).own_clients()} if loaded and loaded.registry.environments else None
+        views = list_models(uri, name, loaded.environments if loaded else None, own=own)
     if name is not None and not views:
         fail(f"no model named {name!r} in the registry at {uri}")
     if as_json:

@@ -103,7 +103,8 @@ and the command below is what makes them stick. */ -}}
 {{- end -}}
 {{- $_ := set $container "command" $command -}}
 {{- /* After the worker's env: the flow runs' credentials, by secretKeyRef from the Jobs' namespace. */ -}}
-{{- $_ := set $container "env" (include "driftloop.flowRunAuthEnv" . | fromYamlArray | default list) -}}
+{{- $authEnv := include "driftloop.flowRunAuthEnv" . | fromYamlArray | default list -}}
+{{- $_ := set $container "env" (concat $authEnv (include "driftloop.registryEnv" . | fromYamlArray | default list)) -}}
 {{- $_ := set $container "volumeMounts" $mounts -}}
 {{- $_ := set $container "securityContext" .Values.containerSecurityContext -}}
 {{- $envFrom := list -}}

@@ -67,7 +67,7 @@ no peer for it, its traffic would be dropped without a word. */ -}}
 {{- end -}}
 {{- end -}}
 {{- if and $v.networkPolicy.egress.enabled (not $v.networkPolicy.egress.allowCloudMetadata) -}}
-{{- range $target := list "database" "objectStore" "webhooks" "kubernetesApi" -}}
+{{- range $target := list "database" "objectStore" "webhooks" "registries" "kubernetesApi" -}}
 {{- range $cidr := (index $v.networkPolicy.egress $target).cidrs -}}
 {{- if eq $cidr (include "driftloop.metadataCidr" $) -}}
 {{- $errors = append $errors (printf "networkPolicy.egress.%s.cidrs: %s is the cloud metadata address, which hands out the node's credentials; remove it, or set networkPolicy.egress.allowCloudMetadata=true" $target $cidr) -}}
