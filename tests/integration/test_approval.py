@@ -91,7 +91,12 @@ def test_a_retrained_version_awaiting_prod_gets_a_suspended_run_whose_approval_m
     assert world.state()["prod"] == {"versions": ["1"], "champion": None, "challenger": "1", "previous": None}
     # then the approval deployment's trigger started a run for v1, suspended (its process has ended)
     run = wait_for_suspended("ui-approve", "1")
-    assert run.parameters == {"config_path": str(world.config_path), "model": "ui-approve", "env": "prod", "version": "1"}
+    assert run.parameters == {
+        "config_path": str(world.config_path),
+        "model": "ui-approve",
+        "env": "prod",
+        "version": "1",
+    }
     assert run.state.type.value == "PAUSED" and run.state.state_details.pause_reschedule
     # and its input form asks for the decision (approve or reject) and a note, saying what is at stake
     schema = json.loads(run_input(run, "schema"))

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from service.errors import PromotionError
-from service.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry
+from service.registry import ALIASES, CHALLENGER, CHAMPION, PREVIOUS, Registry
 from service.settings import load_config
 from service.steering import Decision, steer
 from tests.support import enter_dev
@@ -37,7 +37,7 @@ def waiting_in_prod(registry: Registry) -> str:
 
 
 def aliases(registry: Registry, env: str = "prod") -> dict[str, str | None]:
-    return {alias: getattr(registry.at_alias(env, alias), "version", None) for alias in (CHAMPION, CHALLENGER, PREVIOUS)}
+    return {alias: getattr(registry.at_alias(env, alias), "version", None) for alias in ALIASES}
 
 
 def test_reject_keeps_the_champion_drops_the_challenger_and_records_why(registry: Registry) -> None:
@@ -111,7 +111,9 @@ def test_an_approval_cancels_the_suspended_approval_runs_of_its_model_and_enviro
     source = str(registry.config.source)
     ours = suspended_approval_run(prefect, {"config_path": source, "model": "weather", "env": "prod", "version": "1"})
     other_model = suspended_approval_run(prefect, {"config_path": "x", "model": "rain", "env": "prod", "version": "1"})
-    other_env = suspended_approval_run(prefect, {"config_path": source, "model": "weather", "env": "qa", "version": "1"})
+    other_env = suspended_approval_run(
+        prefect, {"config_path": source, "model": "weather", "env": "qa", "version": "1"}
+    )
     # when v1 is approved through the steering path, with the Prefect API known
     steered = steer(registry, "prod", "approve", prefect_api=prefect, decision=Decision(via="api"))
     # then v1 is champion, our run was cancelled saying what was decided and how, the others still wait
