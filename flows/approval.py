@@ -16,9 +16,9 @@ from prefect.runtime import flow_run
 from prefect.settings import PREFECT_API_URL
 
 from flows import tasks
-from service import approval, promote, steering
+from service import approval, steering
 from service.promote import Outcome
-from service.registry import CHAMPION, Registry
+from service.registry import Registry
 
 
 class Approval(RunInput):
@@ -29,12 +29,8 @@ class Approval(RunInput):
 
 
 @task(**tasks.IO)
-def request(registry: Registry, env: str, version: str | None) -> tuple[str, str] | None:
-    """The version waiting (``version``, when given) and the form's text; None: nothing waits."""
-    waiting = promote.awaiting(registry, env, version)
-    if waiting is None:
-        return None
-    return waiting.version, approval.request_text(env, waiting, registry.at_alias(env, CHAMPION))
+def request(registry: Registry, env: str, version: str | None) -> approval.Request | None:
+    return approval.pending_request(registry, env, version)
 
 
 @task(**tasks.IO)
@@ -55,10 +51,10 @@ def approve_in_ui(config_path: str, model: str, env: str = "prod", version: str 
     if asked is None:
         get_run_logger().info("%s: no version awaits approval in %s (decided already): nothing to ask", model, env)
         return None
-    waiting, text = asked
     # Keyed by the version: resumed, the run returns its answer here; if another version waits by then
     # (``version`` not given), it asks anew about that one.
-    answer = suspend_flow_run(wait_for_input=Approval.with_initial_data(description=text), key=f"v{waiting}")
-    outcome = decide(registry, env, answer, waiting, PREFECT_API_URL.value())
+    form = Approval.with_initial_data(description=asked.text)
+    answer = suspend_flow_run(wait_for_input=form, key=f"v{asked.version}")
+    outcome = decide(registry, env, answer, asked.version, PREFECT_API_URL.value())
     get_run_logger().info(outcome.message)
     return outcome

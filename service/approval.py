@@ -14,11 +14,30 @@ Plain HTTP through ``service.orchestrator``: ``service/`` does not import Prefec
 
 from __future__ import annotations
 
-from service import orchestrator
+from dataclasses import dataclass
+
+from service import orchestrator, promote
 from service.notify import Delivery, attempt
-from service.registry import TAG, VersionRef
+from service.registry import CHAMPION, TAG, Registry, VersionRef
 
 FLOW = "approval"  # the flow's name and its deployment's, in flows/approval.py and flows/prefect.yaml
+
+
+@dataclass(frozen=True)
+class Request:
+    """What an approval run asks about: the waiting version, and the text above its form."""
+
+    version: str
+    text: str
+
+
+def pending_request(registry: Registry, env: str, version: str | None = None) -> Request | None:
+    """The question for the version awaiting approval in ``env`` (only ``version``, when given); None when
+    none waits: decided already, or replaced by a newer one."""
+    waiting = promote.awaiting(registry, env, version)
+    if waiting is None:
+        return None
+    return Request(waiting.version, request_text(env, waiting, registry.at_alias(env, CHAMPION)))
 
 
 def close_suspended(model: str, env: str, message: str, api: str) -> list[Delivery]:

@@ -149,3 +149,24 @@ def test_an_unreachable_prefect_api_is_reported_and_the_decision_stands(registry
     assert aliases(registry)[CHAMPION] == "1"
     assert [(d.channel, bool(d.error)) for d in steered.deliveries] == [("prefect_event", True), ("approval_run", True)]
     assert "unreachable" in steered.failures[1]
+
+
+def test_an_approval_run_asks_about_the_waiting_version_and_about_nothing_once_it_is_replaced(
+    registry: Registry,
+) -> None:
+    from service.approval import pending_request
+
+    # given v1 champion of prod and v2 waiting there
+    waiting_in_prod(registry)
+    steer(registry, "prod", "approve")
+    waiting_in_prod(registry)
+    # when an approval run asks what to ask about
+    asked = pending_request(registry, "prod")
+    # then it is v2, replacing v1, with where it comes from
+    assert asked is not None and asked.version == "2"
+    assert "**models:/weather-prod/2** awaits approval" in asked.text
+    assert "replaces: models:/weather-prod/1" in asked.text and "copied from: models:/weather-staging/2" in asked.text
+    # and once v3 replaces v2 as challenger, a run pinned to v2 has nothing to ask
+    waiting_in_prod(registry)
+    assert pending_request(registry, "prod", "2") is None
+    assert pending_request(registry, "prod", "3") is not None
