@@ -1,9 +1,10 @@
-"""Talking to Prefect's REST API: starting flow runs of driftloop's deployments, recording events.
+"""Talking to Prefect's REST API: starting flow runs of driftloop's deployments, recording events, ending
+suspended approval runs.
 
 Plain HTTP rather than the Prefect client keeps ``service/`` free of Prefect, as DESIGN.md asks: the
-API only needs "start this deployment with these parameters", "record this event" and "end these
-suspended runs". Being plain
-HTTP, it sends the Prefect auth string itself (the Prefect client would do it from the same setting).
+API only needs "start this deployment with these parameters", "record this event" and "cancel these
+suspended runs". Being plain HTTP, it sends the Prefect auth string itself (the Prefect client would do
+it from the same setting).
 """
 
 from __future__ import annotations
