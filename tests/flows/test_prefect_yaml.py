@@ -47,10 +47,15 @@ def test_the_sweep_runs_hourly_over_the_models_directory_and_a_retrain_request_t
 def test_a_version_awaiting_approval_triggers_an_approval_run_told_which_model_version_and_file() -> None:
     from prefect.events import DeploymentEventTrigger
 
+    from flows.approval import approve_in_ui
+    from service.approval import FLOW
     from service.notify import for_outcome
     from service.promote import Outcome
 
-    [raw] = {d["name"]: d for d in deployments()}["approval"]["triggers"]
+    deployment = {d["name"]: d for d in deployments()}["approval"]
+    # the runs a decision cancels are found by this flow name
+    assert approve_in_ui.name == FLOW
+    [raw] = deployment["triggers"]
     trigger = DeploymentEventTrigger.model_validate({k: v for k, v in raw.items() if k != "type"})
     assert trigger.expect == {"driftloop.approval.needed"}
     # every parameter the trigger fills comes from what an approval.needed notification carries
