@@ -1,8 +1,9 @@
-"""The promote flow: promote to an environment, approve the version waiting there, or roll it back."""
+"""The promote flow: promote to an environment, approve or reject the version waiting there, or roll it back."""
 
 from __future__ import annotations
 
 from prefect import flow, get_run_logger, task
+from prefect.runtime import flow_run
 from prefect.settings import PREFECT_API_URL
 
 from flows import tasks
@@ -13,7 +14,8 @@ from service.registry import Registry
 
 @task(**tasks.IO)
 def steer(registry: Registry, env: str, move: steering.Move, prefect_api: str | None) -> steering.Steered:
-    return steering.steer(registry, env, move, prefect_api=prefect_api)
+    decision = steering.Decision(via=f"prefect flow run {flow_run.get_id()}")
+    return steering.steer(registry, env, move, prefect_api=prefect_api, decision=decision)
 
 
 @flow(name="promote")

@@ -57,5 +57,6 @@ def _retrain(
     finished = notify.retrain_finished(
         config.model.name, outcomes[0].env, candidate.version, decision.reason, decision.passed
     )
-    publish([finished, *(notify.for_outcome(config.model.name, outcome) for outcome in outcomes)])
+    source = str(config.source) if config.source else None
+    publish([finished, *(notify.for_outcome(config.model.name, outcome, source) for outcome in outcomes)])
     return RetrainSummary(candidate.version, candidate.name, decision.reason, outcomes)

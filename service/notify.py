@@ -70,12 +70,14 @@ class Notification:
         return {"event": self.event, **asdict(self)}
 
 
-def for_outcome(model: str, outcome: Outcome) -> Notification | None:
-    """What a promotion step is worth telling; an unchanged alias is not news."""
+def for_outcome(model: str, outcome: Outcome, config_path: str | None = None) -> Notification | None:
+    """What a promotion step is worth telling; an unchanged alias is not news. ``config_path`` (the model's
+    file) goes with it, so a deployment trigger can pass it on: the approval deployment's does."""
     kind = OUTCOME_KINDS.get(outcome.action)
     if kind is None:
         return None
-    return Notification(kind, model, outcome.env, outcome.version, {"message": outcome.message})
+    details = {"message": outcome.message, **({"config_path": config_path} if config_path else {})}
+    return Notification(kind, model, outcome.env, outcome.version, details)
 
 
 def sign(body: bytes, secret: str, timestamp: str) -> str:
@@ -104,16 +106,20 @@ def send_webhook(notification: Notification, url: str, secret: str | None, timeo
         raise NotificationError(f"webhook {url} unreachable for {notification.event}: {exc}") from None
 
 
+# approval_run: a suspended approval flow run told that the decision was made elsewhere (service.approval)
+Channel = Literal["prefect_event", "webhook", "approval_run"]
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One attempt to tell someone: ``error`` says why it did not arrive (None: it did)."""
 
-    channel: Literal["prefect_event", "webhook"]
+    channel: Channel
     target: str
     error: str | None = None
 
 
-def _attempt(channel: Literal["prefect_event", "webhook"], target: str, send: Callable[[], object]) -> Delivery:
+def attempt(channel: Channel, target: str, send: Callable[[], object]) -> Delivery:
     try:
         send()
     # Whatever went wrong (even a malformed URL), what it announces has happened: report, never raise.
@@ -129,11 +135,11 @@ def publish(notification: Notification, settings: Settings, prefect_api: str | N
     if prefect_api:
         body = notification.body()
         event = partial(orchestrator.emit_event, notification.event, notification.resource, body, prefect_api)
-        deliveries.append(_attempt("prefect_event", f"{prefect_api}/events", event))
+        deliveries.append(attempt("prefect_event", f"{prefect_api}/events", event))
     if settings.webhook_url:
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
         webhook = partial(send_webhook, notification, settings.webhook_url, secret)
-        deliveries.append(_attempt("webhook", settings.webhook_url, webhook))
+        deliveries.append(attempt("webhook", settings.webhook_url, webhook))
     return deliveries
 
 

@@ -1,8 +1,10 @@
-"""Talking to Prefect's REST API: starting flow runs of driftloop's deployments, recording events.
+"""Talking to Prefect's REST API: starting flow runs of driftloop's deployments, recording events, ending
+suspended approval runs.
 
 Plain HTTP rather than the Prefect client keeps ``service/`` free of Prefect, as DESIGN.md asks: the
-API only needs "start this deployment with these parameters" and "record this event". Being plain
-HTTP, it sends the Prefect auth string itself (the Prefect client would do it from the same setting).
+API only needs "start this deployment with these parameters", "record this event" and "cancel these
+suspended runs". Being plain HTTP, it sends the Prefect auth string itself (the Prefect client would do
+it from the same setting).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def _auth_headers() -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(auth_string.encode()).decode()}
 
 
-def _call(method: str, url: str, payload: dict[str, Any] | list[Any] | None = None) -> dict[str, Any]:
+def _call(method: str, url: str, payload: dict[str, Any] | list[Any] | None = None) -> Any:
     data = json.dumps(payload, default=str).encode() if payload is not None else None
     headers = {"Content-Type": "application/json", **_auth_headers()}
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
@@ -73,3 +75,19 @@ def emit_event(event: str, resource: dict[str, str], payload: dict[str, Any], ap
     record = {"id": event_id, "occurred": occurred, "event": event, "resource": resource, "payload": payload}
     _call("POST", f"{api_url.rstrip('/')}/events", [record])
     return event_id
+
+
+def suspended_flow_runs(flow: str, api_url: str) -> list[dict[str, Any]]:
+    """Flow runs of ``flow`` that are paused or suspended (state type PAUSED), as the API returns them."""
+    query = {"flows": {"name": {"any_": [flow]}}, "flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}}}
+    return list(_call("POST", f"{api_url.rstrip('/')}/flow_runs/filter", {**query, "limit": 200}))
+
+
+def cancel_flow_run(flow_run_id: str, message: str, api_url: str) -> None:
+    """Move a suspended flow run to Cancelled with ``message``: it has no infrastructure to stop (its Job
+    ended when it suspended), so nothing starts. A refusal (it was resumed meanwhile) is an error."""
+    state = {"type": "CANCELLED", "name": "Cancelled", "message": message}
+    result = _call("POST", f"{api_url.rstrip('/')}/flow_runs/{flow_run_id}/set_state", {"state": state})
+    if result.get("status") != "ACCEPT":
+        reason = (result.get("details") or {}).get("reason") or result.get("status")
+        raise OrchestratorError(f"Prefect API {api_url} did not cancel flow run {flow_run_id}: {reason}")

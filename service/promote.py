@@ -2,7 +2,9 @@
 
 A version becomes an environment's ``champion``; the one it replaces becomes ``previous``, so rollback
 is one alias move. An environment whose policy is ``approval`` receives the version as ``challenger``
-and waits: ``approve`` makes it champion. Nothing here trains or evaluates: it only moves aliases.
+and waits: ``approve`` makes it champion, ``reject`` turns it down. A decision may name the version it
+is about (a suspended approval run does): if that version no longer waits, the decision changes nothing.
+Nothing here trains or evaluates: it only moves aliases.
 """
 
 from __future__ import annotations
@@ -92,13 +94,58 @@ def promote_through(registry: Registry) -> list[Outcome]:
     return outcomes
 
 
-def approve(registry: Registry, env: str) -> Outcome:
-    """Make the version awaiting approval in ``env`` its champion."""
+def awaiting(registry: Registry, env: str, version: str | None = None) -> VersionRef | None:
+    """The version awaiting approval in ``env`` (only if it is ``version``, when given); None: none waits."""
     waiting = registry.at_alias(env, CHALLENGER)
-    if waiting is None:
+    if waiting is None or (version is not None and waiting.version != version):
+        return None
+    return waiting
+
+
+def _pending(registry: Registry, env: str, version: str | None) -> VersionRef | Outcome:
+    """What a decision applies to: the waiting version, or — for a decision about a version that no
+    longer waits (already decided elsewhere, or replaced) — an unchanged outcome, so it moves nothing."""
+    waiting = awaiting(registry, env, version)
+    if waiting is not None:
+        return waiting
+    if version is None:
         raise PromotionError(f"{registry.name(env)} has no @challenger: no version awaits approval")
-    registry.tag_version(waiting, {"approved": "true"})
+    return Outcome(
+        env,
+        registry.name(env),
+        version,
+        "unchanged",
+        f"models:/{registry.name(env)}/{version} no longer awaits approval (decided already, or replaced):"
+        " nothing changed",
+    )
+
+
+def _decision_tags(note: str, via: str) -> dict[str, str]:
+    return {"decision_note": note, "decided_via": via or "unknown", "decided_at": str(int(time.time()))}
+
+
+def approve(registry: Registry, env: str, version: str | None = None, note: str = "", via: str = "") -> Outcome:
+    """Make the version awaiting approval in ``env`` its champion; with ``version``, only if that one waits."""
+    waiting = _pending(registry, env, version)
+    if isinstance(waiting, Outcome):
+        return waiting
+    registry.tag_version(waiting, {"approved": "true", **_decision_tags(note, via)})
     return _make_champion(registry, env, waiting)
+
+
+def reject(registry: Registry, env: str, version: str | None = None, note: str = "", via: str = "") -> Outcome:
+    """Turn down the version awaiting approval in ``env``: tagged rejected, no longer ``challenger``;
+    the champion stays. With ``version``, only if that one waits."""
+    waiting = _pending(registry, env, version)
+    if isinstance(waiting, Outcome):
+        return waiting
+    # Tagged before the alias goes: a retry after a failure in between still finds it waiting.
+    reason = note or f"rejected for {env}"
+    registry.tag_version(waiting, {"status": "rejected", "rejected_reason": reason, **_decision_tags(note, via)})
+    registry.delete_alias(env, CHALLENGER)
+    return Outcome(
+        env, waiting.name, waiting.version, "rejected", f"{waiting.uri} rejected for {env}; @champion unchanged"
+    )
 
 
 def rollback(registry: Registry, env: str) -> Outcome:

@@ -35,6 +35,7 @@ def test_every_command_in_the_readme_table_exists() -> None:
         "models",
         "promote",
         "approve",
+        "reject",
         "rollback",
         "predict",
         "serve",

@@ -1,5 +1,5 @@
-"""Changes, each behind the bearer token: alias moves (promote, approve, roll back) and flow runs started
-(a check, a retrain). A move is announced by a Prefect event and the webhook, as the CLI's are."""
+"""Changes, each behind the bearer token: alias moves (promote, approve or reject, roll back) and flow runs
+started (a check, a retrain). A move is announced by a Prefect event and the webhook, as the CLI's are."""
 
 from __future__ import annotations
 
@@ -19,6 +19,11 @@ class PromoteRequest(BaseModel):
 
 class EnvironmentRequest(BaseModel):
     env: str
+
+
+class DecisionRequest(BaseModel):
+    env: str
+    note: str = ""
 
 
 class Started(BaseModel):
@@ -44,10 +49,18 @@ def steering_routes(ctx: ApiContext) -> APIRouter:
     @router.post(
         "/models/{name}/approve",
         responses=CONFLICT,
-        summary="Make the version awaiting approval in `env` its champion.",
+        summary="Make the version awaiting approval in `env` its champion; its suspended approval run ends.",
     )
-    def approve_model(name: str, request: EnvironmentRequest) -> dict[str, Any]:
-        return _move(ctx, name, request.env, "approve")
+    def approve_model(name: str, request: DecisionRequest) -> dict[str, Any]:
+        return _move(ctx, name, request.env, "approve", request.note)
+
+    @router.post(
+        "/models/{name}/reject",
+        responses=CONFLICT,
+        summary="Reject the version awaiting approval in `env` (the champion stays); its suspended approval run ends.",
+    )
+    def reject_model(name: str, request: DecisionRequest) -> dict[str, Any]:
+        return _move(ctx, name, request.env, "reject", request.note)
 
     @router.post(
         "/models/{name}/rollback",
@@ -78,14 +91,16 @@ def steering_routes(ctx: ApiContext) -> APIRouter:
     return router
 
 
-def _move(ctx: ApiContext, name: str, env: str, action: Literal["promote", "approve", "rollback"]) -> dict[str, Any]:
-    from service.steering import steer
+def _move(
+    ctx: ApiContext, name: str, env: str, action: Literal["promote", "approve", "reject", "rollback"], note: str = ""
+) -> dict[str, Any]:
+    from service.steering import Decision, steer
 
     config = ctx.config_of(name)
     if env not in config.environments:
         raise HTTPException(422, f"unknown environment {env!r}: expected one of {config.environments}")
     try:
-        steered = steer(ctx.registry_of(name), env, action, ctx.settings)
+        steered = steer(ctx.registry_of(name), env, action, ctx.settings, decision=Decision(note=note, via="api"))
     except PromotionError as exc:
         raise HTTPException(409, str(exc)) from None
     return steered.to_dict()

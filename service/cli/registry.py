@@ -1,4 +1,4 @@
-"""Commands over the registry: list models, promote, approve, roll back, score a batch."""
+"""Commands over the registry: list models, promote, approve or reject, roll back, score a batch."""
 
 from __future__ import annotations
 
@@ -41,14 +41,17 @@ def models(
         echo_models(views)
 
 
-def _move(config: Path | None, name: str, env: str, action: str) -> None:
+def _move(config: Path | None, name: str, env: str, action: str, note: str = "") -> None:
     from service.cli.console import echo_outcome
     from service.registry import Registry
-    from service.steering import steer  # not the promote flow: a flow run starts a Prefect server first
+    from service.steering import Decision, steer  # not the promote flow: a flow run starts a Prefect server first
 
     with reported_errors():
-        steered = steer(Registry(load(config, name)), env, action)
+        steered = steer(Registry(load(config, name)), env, action, decision=Decision(note=note, via="cli"))
     echo_outcome(steered.outcome, steered.failures)
+
+
+NoteOption = Annotated[str, typer.Option("--note", help="Why: recorded on the version with the decision.")]
 
 
 @app.command()
@@ -94,9 +97,23 @@ def approve(
     name: str,
     env: Annotated[str, typer.Option(help="Environment whose waiting version to approve.")] = "prod",
     config: ConfigOption = None,
+    note: NoteOption = "",
 ) -> None:
-    """Approve the version awaiting approval in ENV: it becomes @champion."""
-    _move(config, name, env, "approve")
+    """Approve the version awaiting approval in ENV: it becomes @champion. Ends its approval run waiting in
+    Prefect, if any."""
+    _move(config, name, env, "approve", note)
+
+
+@app.command()
+def reject(
+    name: str,
+    env: Annotated[str, typer.Option(help="Environment whose waiting version to reject.")] = "prod",
+    config: ConfigOption = None,
+    note: NoteOption = "",
+) -> None:
+    """Reject the version awaiting approval in ENV: tagged rejected, no longer @challenger; @champion
+    stays. Ends its approval run waiting in Prefect, if any."""
+    _move(config, name, env, "reject", note)
 
 
 @app.command()

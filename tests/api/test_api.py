@@ -58,6 +58,18 @@ def test_approve_then_rollback_with_the_token(api: TestClient) -> None:
     assert api.post("/models/rain/approve", json={"env": "prod"}, headers=AUTH).status_code == 404
 
 
+def test_reject_with_a_note_keeps_prod_without_a_champion_and_a_second_reject_is_409(api: TestClient) -> None:
+    rejected = api.post("/models/weather/reject", json={"env": "prod", "note": "not yet"}, headers=AUTH)
+    assert rejected.status_code == 200 and rejected.json()["action"] == "rejected"
+    assert aliases(api, "prod") == {}
+    version = api.get("/models/weather/environments/prod/versions/1").json()
+    assert (version["status"], version["tags"]["driftloop.rejected_reason"]) == ("rejected", "not yet")
+    assert version["tags"]["driftloop.decided_via"] == "api"
+    conflict = api.post("/models/weather/reject", json={"env": "prod"}, headers=AUTH)
+    assert conflict.status_code == 409 and "no version awaits approval" in conflict.json()["detail"]
+    assert api.post("/models/weather/reject", json={"env": "prod"}).status_code == 401
+
+
 def test_a_version_shows_its_aliases_and_status_as_they_are_now(api: TestClient) -> None:
     waiting = api.get("/models/weather/environments/prod/versions/1").json()
     api.post("/models/weather/approve", json={"env": "prod"}, headers=AUTH)

@@ -278,6 +278,32 @@ def test_promote_approve_and_rollback_move_aliases_at_once_and_models_shows_wher
     assert again.returncode == 2 and "no @previous version" in again.stderr
 
 
+def test_reject_turns_down_the_waiting_version_with_its_note_and_exits_2_when_none_waits(
+    cli_env: dict[str, str], world: Callable[..., Path]
+) -> None:
+    # given v1 approved in prod and v2 waiting there
+    config = world(n_batches=1, drift_at=2)
+    moves = [("promote", "--to", "staging"), ("promote", "--to", "prod")]
+    for approve in (True, False):
+        enter_dev(config)
+        for command, *where in moves:
+            assert driftloop(cli_env, command, "weather", *where, "--config", str(config)).returncode == 0
+        if approve:
+            assert driftloop(cli_env, "approve", "weather", "--env", "prod", "--config", str(config)).returncode == 0
+    # when an operator rejects it, saying why
+    rejected = driftloop(cli_env, "reject", "weather", "--env", "prod", "--note", "too slow", "--config", str(config))
+    # then it is rejected and v1 stays prod's champion
+    assert rejected.returncode == 0, rejected.stderr
+    assert "weather-prod/2 rejected for prod; @champion unchanged" in rejected.stdout
+    prod = next(e for e in models_json(cli_env, config)["models"][0]["environments"] if e["env"] == "prod")
+    assert prod["aliases"] == {"champion": "1"}
+    v2 = next(v for v in prod["versions"] if v["version"] == "2")
+    assert v2["status"] == "rejected" and v2["tags"]["rejected_reason"] == "too slow"
+    # and rejecting again, with nothing waiting, exits 2 saying so
+    again = driftloop(cli_env, "reject", "weather", "--env", "prod", "--config", str(config))
+    assert again.returncode == 2 and "no version awaits approval" in again.stderr
+
+
 def test_help_answers_without_importing_the_heavy_libraries() -> None:
     # `driftloop --help` imports service.cli; Evidently, MLflow and Prefect must wait for a command
     code = (

@@ -42,3 +42,36 @@ def test_the_sweep_runs_hourly_over_the_models_directory_and_a_retrain_request_t
     trigger = DeploymentEventTrigger.model_validate({k: v for k, v in raw.items() if k != "type"})
     assert trigger.expect == {"driftloop.retrain.requested"}
     assert set(trigger.parameters) == {"config_path", "drift_run_id"}
+
+
+def test_a_version_awaiting_approval_triggers_an_approval_run_told_which_model_version_and_file() -> None:
+    from prefect.events import DeploymentEventTrigger
+
+    from flows.approval import approve_in_ui
+    from service.approval import FLOW
+    from service.notify import for_outcome
+    from service.promote import Outcome
+
+    deployment = {d["name"]: d for d in deployments()}["approval"]
+    # the runs a decision cancels are found by this flow name
+    assert approve_in_ui.name == FLOW
+    [raw] = deployment["triggers"]
+    trigger = DeploymentEventTrigger.model_validate({k: v for k, v in raw.items() if k != "type"})
+    assert trigger.expect == {"driftloop.approval.needed"}
+    # every parameter the trigger fills comes from what an approval.needed notification carries
+    waiting = Outcome("prod", "weather-prod", "2", "awaiting_approval", "waits")
+    notification = for_outcome("weather", waiting, "/etc/driftloop/models/weather.yaml")
+    assert notification is not None and notification.event == "driftloop.approval.needed"
+    payload = notification.body()
+    assert trigger.parameters == {
+        "config_path": "{{ event.payload.details.config_path }}",
+        "model": "{{ event.payload.model }}",
+        "env": "{{ event.payload.env }}",
+        "version": "{{ event.payload.version }}",
+    }
+    assert (payload["details"]["config_path"], payload["model"], payload["env"], payload["version"]) == (
+        "/etc/driftloop/models/weather.yaml",
+        "weather",
+        "prod",
+        "2",
+    )

@@ -68,7 +68,7 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
         assert re.search(r"^worker\s+pool driftloop, pid \d+\s+up$", status.stdout, re.M), status.stdout
         # and the deployments are registered in the process pool, with the stack's demo config as default
         deployments = {d["name"]: d for d in api_post(urls["prefect api"], "/deployments/filter")}
-        assert set(deployments) == {"sweep", "monitor", "retrain", "promote", "batch-inference"}
+        assert set(deployments) == {"sweep", "monitor", "retrain", "promote", "approval", "batch-inference"}
         assert {d["work_pool_name"] for d in deployments.values()} == {"driftloop"}
         config = folder.resolve() / "demo" / "driftloop.yaml"
         per_model = [d for name, d in deployments.items() if name != "sweep"]
