@@ -61,3 +61,9 @@ def as_strings(series: pd.Series) -> pd.Series:
         if names.is_unique:
             return series.cat.rename_categories(names)
     return series.astype(str).where(series.notna(), None)
+
+
+def as_object_strings(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its Categoricals as object strings: what Evidently has always been given."""
+    categoricals = {name: object for name, dtype in frame.dtypes.items() if isinstance(dtype, pd.CategoricalDtype)}
+    return frame.astype(categoricals) if categoricals else frame

@@ -8,10 +8,7 @@ from service.settings import DriftSection
 
 
 def _sample(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
-    sample = frame if len(frame) <= rows else frame.sample(n=rows, random_state=0)
-    # Evidently is given object strings, as it always was: a sample's worth of strings is cheap.
-    categoricals = {name: object for name, dtype in sample.dtypes.items() if isinstance(dtype, pd.CategoricalDtype)}
-    return sample.astype(categoricals) if categoricals else sample
+    return frame if len(frame) <= rows else frame.sample(n=rows, random_state=0)
 
 
 def sampled_report(

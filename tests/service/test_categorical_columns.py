@@ -161,3 +161,20 @@ def test_conform_gives_a_categorical_of_numbers_string_categories() -> None:
     # then it stays categorical, with the values as strings
     assert isinstance(conformed["plan"].dtype, pd.CategoricalDtype)
     assert conformed["plan"].tolist()[:2] == ["1", "2"] and pd.isna(conformed["plan"].iloc[2])
+
+
+def test_evidently_engine_and_report_take_categorical_frames_with_the_fast_engines_verdicts(
+    files: tuple[Path, Path],
+) -> None:
+    # given both files read with categories, conformed
+    reference, current = (read_frame(str(path), categories=True) for path in files)
+    contract = contract_for_columns(reference, [], "reference.parquet")
+    reference, current = conform(reference, contract), conform(current, contract)
+    kinds = {"numerical": contract.numerical, "categorical": contract.categorical}
+    # when Evidently's engine checks them, and the fast engine draws its (sampled) report
+    full = check_drift(reference, current, settings=DriftSection(engine="evidently"), **kinds)
+    fast = check_drift(reference, current, settings=DriftSection(report_rows=2000), with_report=True, **kinds)
+    # then both give the same verdicts, and the report is Evidently's page with the sample noted
+    assert [c.drifted for c in full.columns] == [c.drifted for c in fast.columns]
+    assert full.dataset_drift == fast.dataset_drift
+    assert "random sample of 2,000 of 3,000 reference rows" in fast.html
