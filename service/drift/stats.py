@@ -16,7 +16,6 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from service.categorical import value_counts
 
@@ -154,13 +153,16 @@ def _binned_percents(reference: ColumnSide, current: ColumnSide, fill_zeroes: bo
     return ref, cur
 
 
-# scipy.stats (which Evidently calls) takes longer to import than the tests take to run, and tens of MB:
-# the formulas of its chisquare, norm.cdf and jensenshannon are written out below with the same
-# scipy.special functions, and only the K-S test, whose p-value is not a formula, imports it.
+# scipy (which Evidently calls) takes longer to import than these tests take to run on a million rows,
+# and tens of MB. The formulas of its chisquare, norm.cdf and jensenshannon are written out below; the
+# p-value tests import the scipy.special function they need (they run on small references, where
+# Evidently picks them), and the distances most columns get need none.
 
 
 def _chisquare(reference: ColumnSide, current: ColumnSide) -> float:
     # scipy.stats.chisquare(observed, expected): Pearson's statistic, p = chi2(k - 1).sf(statistic).
+    from scipy import special
+
     ref, cur = _aligned_counts(reference, current)
     expected = ref * (current.size / reference.size)
     with np.errstate(divide="ignore"):  # a value the reference lacks: infinite statistic, p = 0, as scipy
@@ -169,6 +171,8 @@ def _chisquare(reference: ColumnSide, current: ColumnSide) -> float:
 
 
 def _z(reference: ColumnSide, current: ColumnSide) -> float:
+    from scipy import special
+
     keys = sorted(reference.counts.index.union(current.counts.index))
     if len(keys) == 1:
         return 1.0
@@ -190,7 +194,16 @@ def _jensenshannon(reference: ColumnSide, current: ColumnSide) -> float:
     ref, cur = _binned_percents(reference, current, fill_zeroes=False)
     ref, cur = ref / np.sum(ref), cur / np.sum(cur)
     middle = (ref + cur) / 2.0
-    return float(np.sqrt((np.sum(special.rel_entr(ref, middle)) + np.sum(special.rel_entr(cur, middle))) / 2.0))
+    return float(np.sqrt((_relative_entropy(ref, middle) + _relative_entropy(cur, middle)) / 2.0))
+
+
+def _relative_entropy(shares: np.ndarray, middle: np.ndarray) -> float:
+    # The sum of scipy.special.rel_entr(shares, middle): x * log(x / y), and 0 where x is 0. The middle
+    # of two share vectors is positive wherever either is, so rel_entr's infinite case cannot occur.
+    terms = np.zeros_like(shares)
+    present = shares > 0
+    terms[present] = shares[present] * np.log(shares[present] / middle[present])
+    return float(np.sum(terms))
 
 
 def _ks(reference: ColumnSide, current: ColumnSide) -> float:
