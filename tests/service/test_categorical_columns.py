@@ -14,6 +14,7 @@ from service.data import frame_hash, read_frame, read_window
 from service.drift import stats as drift_stats
 from service.drift.check import check_drift
 from service.errors import ContractViolation
+from service.monitor import read_batch
 from service.settings import DriftSection
 
 
@@ -178,3 +179,17 @@ def test_evidently_engine_and_report_take_categorical_frames_with_the_fast_engin
     assert [c.drifted for c in full.columns] == [c.drifted for c in fast.columns]
     assert full.dataset_drift == fast.dataset_drift
     assert "random sample of 2,000 of 3,000 reference rows" in fast.html
+
+
+def test_the_monitor_reads_a_parquet_batch_as_categories_under_the_hash_it_had_as_strings(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # given a contract and a parquet batch, hashed as the monitor hashed it before (object strings)
+    reference, current = files
+    contract = contract_for_columns(pd.read_parquet(reference), [], str(reference))
+    before = frame_hash(pd.read_parquet(current))
+    # when the monitor reads it
+    frame, batch_hash = read_batch(str(current), contract)
+    # then its strings are categories, and the hash is the one recorded for it before: not a new batch
+    assert isinstance(frame["city"].dtype, pd.CategoricalDtype)
+    assert batch_hash == before
