@@ -149,11 +149,13 @@ def parquet_columns(uris: list[str]) -> list[str] | None:
     for uri in uris:
         try:
             with fsspec.open(uri, "rb") as handle:
-                names.append(pq.read_schema(handle).names)
+                schema = pq.read_schema(handle)
         except Exception as exc:  # classified as read_frame does
             raise storage_error(uri, "read as parquet", exc) from exc
-    first = [name for name in names[0] if not name.startswith("__index_level_")]
-    return first if all(other == names[0] for other in names) else None
+        # A frame's index stored by pandas is read back as the index, not as a column.
+        index = {name for name in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(name, str)}
+        names.append([name for name in schema.names if name not in index])
+    return names[0] if all(other == names[0] for other in names) else None
 
 
 def write_frame(frame: pd.DataFrame, uri: str) -> None:

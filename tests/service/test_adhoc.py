@@ -129,3 +129,16 @@ def test_an_ignored_column_missing_from_a_parquet_reference_is_named(reference: 
         adhoc.check_files(reference, current, ["nope"], DriftSection())
     assert caught.value.source == reference
     assert caught.value.problems == ["column 'nope' given to --ignore is missing"]
+
+
+def test_a_stored_index_is_not_checked_as_a_column(tmp_path: Path) -> None:
+    # given parquet files written with their (named) index, as pandas does by default
+    reference, current = table(2000, seed=1).set_index("id"), table(1500, seed=2).set_index("id")
+    reference.to_parquet(tmp_path / "reference.parquet")
+    current.to_parquet(tmp_path / "current.parquet")
+    # when checked
+    result = adhoc.check_files(
+        str(tmp_path / "reference.parquet"), str(tmp_path / "current.parquet"), [], DriftSection()
+    )
+    # then the index is not among the checked columns, as when the whole tables are read
+    assert "id" not in [c.column for c in result.columns] and len(result.columns) == 6
