@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
+from service import categorical
 from service.errors import ContractViolation
 from service.settings import Config
 
@@ -66,15 +67,11 @@ def _finite(series: pd.Series) -> np.ndarray:
 
 def _spec(series: pd.Series, name: str) -> ColumnSpec:
     if _kind_of(series) == "categorical":
-        return ColumnSpec(name, "categorical", frozenset(series.dropna().astype(str)))
+        return ColumnSpec(name, "categorical", categorical.distinct_strings(series))
     finite = _finite(series)
     if finite.size == 0:
         return ColumnSpec(name, "numeric")
     return ColumnSpec(name, "numeric", minimum=float(finite.min()), maximum=float(finite.max()))
-
-
-def _specs(reference: pd.DataFrame, names: list[str]) -> tuple[ColumnSpec, ...]:
-    return tuple(_spec(reference[name], name) for name in names)
 
 
 def _infinite_problems(frame: pd.DataFrame, names: list[str]) -> list[str]:
@@ -107,7 +104,7 @@ def contract_from_reference(reference: pd.DataFrame, config: Config, source: str
     if problems := _infinite_problems(reference, names):
         raise ContractViolation(source, problems)
     return DataContract(
-        features=_specs(reference, names),
+        features=tuple(_spec(reference[name], name) for name in names),
         target=model.target,
         ignore=tuple(model.ignore),
         min_rows=config.contract.min_rows,
@@ -128,7 +125,9 @@ def contract_for_columns(reference: pd.DataFrame, ignore: list[str], source: str
     if problems := _infinite_problems(reference, names):
         raise ContractViolation(source, problems)
     # Two arbitrary files: any new category or value range is the drift the check is asked about.
-    return DataContract(_specs(reference, names), None, tuple(ignore), 1, 1.0, max_out_of_range_share=1.0)
+    return DataContract(
+        tuple(_spec(reference[name], name) for name in names), None, tuple(ignore), 1, 1.0, max_out_of_range_share=1.0
+    )
 
 
 def _accepted_range(spec: ColumnSpec, contract: DataContract) -> tuple[float, float]:
@@ -161,15 +160,15 @@ def _column_problems(series: pd.Series, spec: ColumnSpec, contract: DataContract
         return [f"column {spec.name!r} is entirely null: expected {spec.kind} values"]
     if spec.kind == "numeric":
         if _kind_of(series) != "numeric":
-            bad = values[pd.to_numeric(values, errors="coerce").isna()].astype(str).unique()[:_EXAMPLES]
-            return [
-                (f"column {spec.name!r} has dtype {series.dtype}: expected numeric values (found e.g. {list(bad)})")
-            ]
+            distinct = pd.Series(sorted(categorical.distinct_strings(values)))
+            bad = distinct[pd.to_numeric(distinct, errors="coerce").isna()].tolist()[:_EXAMPLES]
+            dtype = categorical.value_dtype(series)
+            return [(f"column {spec.name!r} has dtype {dtype}: expected numeric values (found e.g. {bad})")]
         return _range_problems(values, spec, contract)
-    unseen = values.astype(str)[~values.astype(str).isin(spec.categories)]
-    share = len(unseen) / len(values)
+    n_unseen, unseen = categorical.unseen(values, spec.categories)
+    share = n_unseen / len(values)
     if share > contract.max_unseen_category_share:
-        examples = sorted(unseen.unique())[:_EXAMPLES]
+        examples = unseen[:_EXAMPLES]
         return [
             (
                 f"column {spec.name!r} has {share:.1%} values not seen in the reference (e.g. {examples}): "
@@ -179,16 +178,21 @@ def _column_problems(series: pd.Series, spec: ColumnSpec, contract: DataContract
     return []
 
 
-def validate_batch(frame: pd.DataFrame, contract: DataContract, source: str, *, require_target: bool) -> None:
-    """Raise ``ContractViolation`` listing every way ``frame`` breaks the contract."""
+def column_set_problems(columns: list[str], contract: DataContract, *, require_target: bool) -> list[str]:
+    """The columns missing from ``columns`` (a frame's, or a file's schema's) and those the contract lacks."""
     target = {contract.target} if contract.target else set()
     expected = set(contract.feature_names) | (target if require_target else set())
     allowed = expected | target | set(contract.ignore)
-    problems = [f"column {name!r} is missing" for name in sorted(expected - set(frame.columns))]
-    problems += [
+    problems = [f"column {name!r} is missing" for name in sorted(expected - set(columns))]
+    return problems + [
         f"column {name!r} is not in the contract: expected only {sorted(allowed)}"
-        for name in sorted(set(frame.columns) - allowed)
+        for name in sorted(set(columns) - allowed)
     ]
+
+
+def validate_batch(frame: pd.DataFrame, contract: DataContract, source: str, *, require_target: bool) -> None:
+    """Raise ``ContractViolation`` listing every way ``frame`` breaks the contract."""
+    problems = column_set_problems(list(frame.columns), contract, require_target=require_target)
     if len(frame) < contract.min_rows:
         problems.append(f"has {len(frame)} rows: expected at least {contract.min_rows}")
     elif not problems:
@@ -236,15 +240,15 @@ def drop_unlabelled(frame: pd.DataFrame, contract: DataContract, source: str) ->
 
 
 def conform(frame: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
-    """Give every feature the kind the contract says: categories as strings, numbers as floats."""
-    out = frame.copy()
+    """Give every feature the kind the contract says: categories as strings (a Categorical of strings stays
+    one), numbers as floats. Columns that already fit are shared with ``frame``, not copied (assigning a
+    column to a frame copies it: the frame is built from its columns instead)."""
+    columns = {name: frame[name] for name in frame.columns}
     for spec in contract.features:
-        if spec.kind == "numeric":
-            out[spec.name] = out[spec.name].astype("float64")
-        else:
-            column = out[spec.name]
-            out[spec.name] = column.astype(str).where(column.notna(), None)
-    return out
+        column = columns[spec.name]
+        numeric = spec.kind == "numeric"
+        columns[spec.name] = column.astype("float64", copy=False) if numeric else categorical.as_strings(column)
+    return pd.DataFrame(columns, copy=False)
 
 
 def _spec_to_dict(spec: ColumnSpec) -> dict[str, object]:

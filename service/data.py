@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import PurePosixPath
+from typing import Any
 
 import fsspec
 import pandas as pd
+import pyarrow as pa
 
 from service.errors import DataSourceError, DataSourceUnavailable
 
@@ -72,26 +74,88 @@ def _existing_files(pattern: str, fs: fsspec.AbstractFileSystem, paths: list[str
     return [path if protocol == "file" else f"{protocol}://{path}" for path in files]
 
 
-def read_frame(uri: str) -> pd.DataFrame:
-    """Read one csv or parquet file; a missing or unreadable file names itself in the error."""
+def _read_parquet(handle: Any, categories: bool, columns: list[str] | None) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    if not categories:
+        return pd.read_parquet(handle, columns=columns)
+    metadata = pq.ParquetFile(handle).metadata
+    schema = metadata.schema.to_arrow_schema()
+    strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    # Strings read as dictionaries become pandas Categoricals: one Python string per distinct value
+    # instead of one per row (a million-row column of object strings costs tens of MB and seconds).
+    # ParquetFile.read rather than read_table: it reads the file without loading pyarrow's dataset layer.
+    file = pq.ParquetFile(handle, metadata=metadata, read_dictionary=strings or None)
+    table = file.read(columns=columns, use_pandas_metadata=columns is None)
+    # self_destruct frees each Arrow column once converted, so the table and the frame never coexist whole.
+    return table.to_pandas(split_blocks=True, self_destruct=True)
+
+
+def read_frame(uri: str, *, categories: bool = False, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read one csv or parquet file; a missing or unreadable file names itself in the error.
+
+    ``categories``: parquet string columns come as pandas Categoricals (for the drift check, which
+    needs only their counts); csv is read by pandas with object strings either way. ``columns``: only
+    these (from parquet, only their data is read)."""
     kind = _format_of(uri)
     try:
         with fsspec.open(uri, "rb", compression="infer") as handle:
             if kind == "parquet":
-                return pd.read_parquet(handle)
+                return _read_parquet(handle, categories, columns)
             # round_trip: floats read back exactly as written, so csv and parquet copies hash alike.
-            return pd.read_csv(handle, float_precision="round_trip")
+            return pd.read_csv(handle, float_precision="round_trip", usecols=columns)
     except pd.errors.EmptyDataError:
         raise DataSourceError(f"{uri}: file is empty: expected a header row and data rows") from None
     except Exception as exc:  # classified: bad content is bad input, a failing store is retried
         raise storage_error(uri, f"read as {kind}", exc) from exc
 
 
-def read_window(uris: list[str]) -> pd.DataFrame:
-    """Read several batches as one frame, in the order given."""
+def read_window(uris: list[str], *, categories: bool = False, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read several batches as one frame, in the order given (``categories``, ``columns`` as for
+    :func:`read_frame`)."""
     if not uris:
         raise DataSourceError("no batches given: expected at least one file")
-    return pd.concat([read_frame(uri) for uri in uris], ignore_index=True)
+    frames = [read_frame(uri, categories=categories, columns=columns) for uri in uris]
+    if len(frames) == 1:
+        return frames[0]
+    if categories:
+        _unite_categories(frames)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _unite_categories(frames: list[pd.DataFrame]) -> None:
+    """Give a column the same categories in every frame: pandas concatenates Categoricals with different
+    categories to object strings, the copy reading them as categories avoids."""
+    for name in frames[0].columns:
+        columns = [frame[name] for frame in frames if name in frame.columns]
+        if len(columns) < 2 or not all(isinstance(column.dtype, pd.CategoricalDtype) for column in columns):
+            continue
+        categories = columns[0].cat.categories
+        for column in columns[1:]:
+            categories = categories.union(column.cat.categories)
+        for frame in frames:
+            if name in frame.columns:
+                frame[name] = frame[name].cat.set_categories(categories)
+
+
+def parquet_columns(uris: list[str]) -> list[str] | None:
+    """The column names of a window of parquet files, from their schemas (no data read): those of the
+    first file, or None when a file is not parquet or the files disagree (reading them says how)."""
+    import pyarrow.parquet as pq
+
+    if not uris or any(_format_of(uri) != "parquet" for uri in uris):
+        return None
+    names: list[list[str]] = []
+    for uri in uris:
+        try:
+            with fsspec.open(uri, "rb") as handle:
+                schema = pq.read_schema(handle)
+        except Exception as exc:  # classified as read_frame does
+            raise storage_error(uri, "read as parquet", exc) from exc
+        # A frame's index stored by pandas is read back as the index, not as a column.
+        index = {name for name in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(name, str)}
+        names.append([name for name in schema.names if name not in index])
+    return names[0] if all(other == names[0] for other in names) else None
 
 
 def write_frame(frame: pd.DataFrame, uri: str) -> None:

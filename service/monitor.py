@@ -80,7 +80,8 @@ class NewBatch:
 @lru_cache(maxsize=4)
 def _prepared_reference(uris: tuple[str, ...], contract: DataContract) -> tuple[pd.DataFrame, ReferenceProfile]:
     # A champion's window is read, checked and profiled once per process, not once per batch.
-    frame = read_window(list(uris))
+    # Parquet strings as categories: the cached window holds a code per row, not a string per row.
+    frame = read_window(list(uris), categories=True)
     validate_batch(frame, contract, ", ".join(uris), require_target=True)
     frame = conform(frame, contract)
     return frame, profile_reference(frame, contract.numerical, contract.categorical)
@@ -117,8 +118,11 @@ def config_changes(config: Config, contract: DataContract) -> list[str]:
 
 
 def read_batch(uri: str, contract: DataContract) -> tuple[pd.DataFrame, str]:
-    """Read and validate a batch (labels included); return it conformed to the contract, and its hash."""
-    frame = read_frame(uri)
+    """Read and validate a batch (labels included); return it conformed to the contract, and its hash.
+
+    Its strings are read as categories; the hash is the same as of object strings (pandas hashes a
+    Categorical's values, not its codes), so a batch seen before is still recognised."""
+    frame = read_frame(uri, categories=True)
     validate_batch(frame, contract, uri, require_target=True)
     return conform(frame, contract), frame_hash(frame)
 

@@ -24,7 +24,8 @@ def drift(
         from service.adhoc import check_files
         from service.settings import DriftSection
 
-        result = check_files(reference, current, ignore or [], DriftSection())
+        # Without --report, Evidently is neither imported nor run: the verdict needs neither.
+        result = check_files(reference, current, ignore or [], DriftSection(), with_report=report is not None)
         if report is not None:
             report.parent.mkdir(parents=True, exist_ok=True)
             report.write_text(result.html)

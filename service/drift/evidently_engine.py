@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from service.categorical import as_object_strings
 from service.drift.result import ColumnDrift, DriftResult, check_stattest_fits
 from service.errors import ConfigError
 
@@ -70,9 +71,11 @@ def evidently_check(
         method=settings.stattest,  # None: Evidently picks per column type and reference size
         threshold=settings.stattest_threshold,  # None: the chosen test's default threshold
     )
+    # Categoricals (parquet strings read as categories) are given to Evidently as the object strings it
+    # was always given: this engine is the reference, not the fast path.
     snapshot = Report([preset], include_tests=True).run(
-        current_data=Dataset.from_pandas(current[columns], data_definition=definition),
-        reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
+        current_data=Dataset.from_pandas(as_object_strings(current[columns]), data_definition=definition),
+        reference_data=Dataset.from_pandas(as_object_strings(reference[columns]), data_definition=definition),
     )
 
     # The preset yields one DriftedColumnsCount metric (its default test with reference data is

@@ -32,6 +32,19 @@ class DriftResult:
     n_current: int
     html: str = field(repr=False, compare=False)
 
+    @classmethod
+    def of_columns(
+        cls, columns: tuple[ColumnDrift, ...], drift_share: float, n_reference: int, n_current: int, html: str = ""
+    ) -> DriftResult:
+        """The dataset verdict of per-column verdicts: drift when at least ``drift_share`` of them drifted."""
+        share = sum(column.drifted for column in columns) / len(columns)
+        return cls(share >= drift_share, share, drift_share, columns, n_reference, n_current, html)
+
+    def verdict_line(self) -> str:
+        """E.g. ``drift (3 of 8 columns)``: what a sampled report quotes as the verdict on every row."""
+        verdict = "drift" if self.dataset_drift else "no drift"
+        return f"{verdict} ({len(self.drifted_columns())} of {len(self.columns)} columns)"
+
     def drifted_columns(self) -> list[str]:
         """Names of the columns whose drift test failed, in check order."""
         return [c.column for c in self.columns if c.drifted]

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from scipy.spatial import distance
+
+from service.categorical import value_counts
 
 # Evidently switches from p-value tests to distances above this many reference rows.
 SMALL_REFERENCE_ROWS = 1000
@@ -47,14 +48,22 @@ TESTS = {
 class ColumnSide:
     """One side of a column, cleaned as Evidently cleans it (no NaN, no ±inf), prepared once."""
 
-    counts: pd.Series  # distinct value -> count
     size: int
     numeric: bool
+    n_distinct: int
     values: np.ndarray | None = None  # numeric only: every value, sorted (categorical needs counts only)
+    category_counts: pd.Series | None = None  # categorical only: distinct value -> count
 
-    @property
-    def n_distinct(self) -> int:
-        return len(self.counts)
+    @cached_property
+    def counts(self) -> pd.Series:
+        """Distinct value -> count. Of a numeric column only when a test asks for it (few distinct values,
+        or a count-based stattest): on a continuous column it is as long as the column itself."""
+        if self.values is None:
+            return self.category_counts  # type: ignore[return-value]
+        values = self.values
+        # From the runs of the sorted array: no hashing of a million floats.
+        starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]]) if values.size else np.array([], int)
+        return pd.Series(np.diff(np.r_[starts, values.size]), index=values[starts])
 
     @property
     def sorted_values(self) -> np.ndarray:
@@ -65,8 +74,9 @@ class ColumnSide:
 
 def prepare(series: pd.Series, numeric: bool) -> ColumnSide:
     if not numeric:
-        counts = series.value_counts(sort=False, dropna=True)
-        return ColumnSide(counts, int(counts.sum()), numeric)
+        # Object strings or a Categorical's codes: either way only the counts of the values that occur.
+        counts = value_counts(series)
+        return ColumnSide(int(counts.sum()), numeric, len(counts), category_counts=counts)
     # A view of a float64 column (no copy); the mask below makes the one copy, sorted in place.
     if series.dtype == np.float64:
         values = series.to_numpy()
@@ -74,10 +84,8 @@ def prepare(series: pd.Series, numeric: bool) -> ColumnSide:
         values = series.to_numpy(dtype="float64", na_value=np.nan)
     values = values[np.isfinite(values)]
     values.sort()
-    # Distinct values and their counts from the runs of the sorted array: no hashing of a million floats.
-    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]]) if values.size else np.array([], int)
-    counts = np.diff(np.r_[starts, values.size])
-    return ColumnSide(pd.Series(counts, index=values[starts]), int(values.size), numeric, values)
+    n_distinct = int(np.count_nonzero(values[1:] != values[:-1])) + 1 if values.size else 0
+    return ColumnSide(int(values.size), numeric, n_distinct, values)
 
 
 def _n_values_up_to(reference: ColumnSide, current: ColumnSide, limit: int) -> int:
@@ -106,34 +114,35 @@ def _aligned_counts(reference: ColumnSide, current: ColumnSide) -> tuple[np.ndar
     return ref, cur
 
 
-_CHUNK = 1 << 18
+_CHUNK = 1 << 16
 
 
 def _wasserstein_normed(reference: ColumnSide, current: ColumnSide) -> float:
-    # W1 = integral of |F_ref - F_cur| over the merged support. Both sides are sorted, so a stable
-    # argsort of their concatenation is a linear merge; the running count of each side's values along
-    # it is that side's empirical CDF (at tied values the gap to the next value is 0, so their order is
-    # moot). The sums run in chunks to keep the temporaries small on million-row columns.
+    # W1 = integral of |F_ref - F_cur| over the merged support (scipy's formula). Both sides are sorted,
+    # so a stable sort of their concatenation is one linear merge (timsort finds the two runs). At the
+    # i-th support point the reference's empirical CDF counts its values <= that point (a binary search
+    # over sorted points, which numpy narrows from the previous one), and the current's counts the rest
+    # of the first i + 1 points. That holds at the last of tied values; before it the gap to the next
+    # value is 0, so those terms vanish, as in scipy. The sums run in chunks, so beside the support only
+    # small temporaries exist on a long column.
     ref, cur = reference.sorted_values, current.sorted_values
-    merged = np.concatenate([ref, cur])
-    order = np.argsort(merged, kind="stable")
-    support = merged[order]
-    del merged
-    total, ref_seen = 0.0, 0
+    support = np.concatenate([ref, cur])
+    support.sort(kind="stable")
+    total = 0.0
     for start in range(0, support.size - 1, _CHUNK):
         stop = min(start + _CHUNK, support.size - 1)
-        ref_count = ref_seen + np.cumsum(order[start:stop] < ref.size)
-        cur_count = np.arange(start + 1, stop + 1) - ref_count
-        gaps = support[start + 1 : stop + 1] - support[start:stop]
-        total += float(np.sum(np.abs(ref_count / ref.size - cur_count / cur.size) * gaps))
-        ref_seen = int(ref_count[-1])
+        points = support[start:stop]
+        ref_seen = np.searchsorted(ref, points, side="right")
+        cur_seen = np.arange(start + 1, stop + 1) - ref_seen
+        gaps = support[start + 1 : stop + 1] - points
+        total += float(np.sum(np.abs(ref_seen / ref.size - cur_seen / cur.size) * gaps))
     return total / max(float(np.std(ref)), 0.001)
 
 
 def _binned_percents(reference: ColumnSide, current: ColumnSide, fill_zeroes: bool) -> tuple[np.ndarray, np.ndarray]:
     """Evidently's ``get_binned_data``: Sturges bins over both sides for a rich numeric column, else the
     share of each distinct value; zeroes replaced by a tiny share where a log needs it."""
-    if reference.numeric and len(reference.counts) > 20:
+    if reference.numeric and reference.n_distinct > 20:
         ref_values, cur_values = reference.sorted_values, current.sorted_values
         bins = np.histogram_bin_edges(np.concatenate([ref_values, cur_values]), bins="sturges")
         ref = np.histogram(ref_values, bins)[0] / reference.size
@@ -148,12 +157,26 @@ def _binned_percents(reference: ColumnSide, current: ColumnSide, fill_zeroes: bo
     return ref, cur
 
 
+# scipy (which Evidently calls) takes longer to import than these tests take to run on a million rows,
+# and tens of MB. The formulas of its chisquare, norm.cdf and jensenshannon are written out below; the
+# p-value tests import the scipy.special function they need (they run on small references, where
+# Evidently picks them), and the distances most columns get need none.
+
+
 def _chisquare(reference: ColumnSide, current: ColumnSide) -> float:
+    # scipy.stats.chisquare(observed, expected): Pearson's statistic, p = chi2(k - 1).sf(statistic).
+    from scipy import special
+
     ref, cur = _aligned_counts(reference, current)
-    return float(stats.chisquare(cur, ref * (current.size / reference.size))[1])
+    expected = ref * (current.size / reference.size)
+    with np.errstate(divide="ignore"):  # a value the reference lacks: infinite statistic, p = 0, as scipy
+        statistic = np.sum((cur - expected) ** 2 / expected)
+    return float(special.chdtrc(cur.size - 1, statistic))
 
 
 def _z(reference: ColumnSide, current: ColumnSide) -> float:
+    from scipy import special
+
     keys = sorted(reference.counts.index.union(current.counts.index))
     if len(keys) == 1:
         return 1.0
@@ -162,7 +185,7 @@ def _z(reference: ColumnSide, current: ColumnSide) -> float:
     p2 = 1 - current.counts.get(keys[0], 0) / current.size
     pooled = (p1 * reference.size + p2 * current.size) / (reference.size + current.size)
     z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1.0 / reference.size + 1.0 / current.size))
-    return float(2 * (1 - stats.norm.cdf(np.abs(z))))
+    return float(2 * (1 - special.ndtr(np.abs(z))))  # ndtr is scipy.stats.norm.cdf
 
 
 def _psi(reference: ColumnSide, current: ColumnSide) -> float:
@@ -171,11 +194,25 @@ def _psi(reference: ColumnSide, current: ColumnSide) -> float:
 
 
 def _jensenshannon(reference: ColumnSide, current: ColumnSide) -> float:
+    # scipy.spatial.distance.jensenshannon(ref, cur), natural log
     ref, cur = _binned_percents(reference, current, fill_zeroes=False)
-    return float(distance.jensenshannon(ref, cur))
+    ref, cur = ref / np.sum(ref), cur / np.sum(cur)
+    middle = (ref + cur) / 2.0
+    return float(np.sqrt((_relative_entropy(ref, middle) + _relative_entropy(cur, middle)) / 2.0))
+
+
+def _relative_entropy(shares: np.ndarray, middle: np.ndarray) -> float:
+    # The sum of scipy.special.rel_entr(shares, middle): x * log(x / y), and 0 where x is 0. The middle
+    # of two share vectors is positive wherever either is, so rel_entr's infinite case cannot occur.
+    terms = np.zeros_like(shares)
+    present = shares > 0
+    terms[present] = shares[present] * np.log(shares[present] / middle[present])
+    return float(np.sum(terms))
 
 
 def _ks(reference: ColumnSide, current: ColumnSide) -> float:
+    from scipy import stats
+
     return float(stats.ks_2samp(reference.sorted_values, current.sorted_values)[1])
 
 

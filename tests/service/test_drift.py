@@ -249,7 +249,9 @@ def test_to_dict_is_json_and_html_is_a_full_page() -> None:
     # given
     reference, current = make_frame(300, seed=REF_SEED), make_frame(300, seed=CUR_SEED, shift={"age": 2.0})
     # when
-    result = run(reference, current)
+    result = check_drift(
+        reference, current, numerical=NUMERICAL, categorical=CATEGORICAL, settings=DriftSection(), with_report=True
+    )
     payload = json.loads(json.dumps(result.to_dict()))
     # then: the summary round-trips through JSON without the HTML, which is a standalone page
     assert set(payload) == {

@@ -88,7 +88,12 @@ def test_report_on_a_sample_says_so_and_keeps_the_full_data_verdict() -> None:
     reference, current = scenario(5000, seed=7, drift=0.0), scenario(4000, seed=8, drift=1.0)
     # when checked with a 2,000-row report sample
     result = check_drift(
-        reference, current, numerical=NUMERICAL, categorical=CATEGORICAL, settings=DriftSection(report_rows=2000)
+        reference,
+        current,
+        numerical=NUMERICAL,
+        categorical=CATEGORICAL,
+        settings=DriftSection(report_rows=2000),
+        with_report=True,
     )
     # then the report is Evidently's, with a note naming the sample and the full-data verdict
     assert result.n_reference == 5000 and result.n_current == 4000
