@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
+from service.errors import RegistryUnavailable
+from service.mlflow_errors import classify
 from service.registry import ALIASES, CHALLENGER, CHAMPION, PREVIOUS, TAG, VersionRef, version_ref
 
 ALIAS_STATUS = {CHAMPION: "champion", CHALLENGER: "awaiting_approval", PREVIOUS: "previous"}
@@ -98,10 +100,22 @@ def list_models(
     long the history (the SQL query is limited, not the result).
     """
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    try:
+        return _read_models(client, name, env_order, versions_limit)
+    except MlflowException as exc:  # a server down is exit 3 (retry later), not a bad input
+        raise classify(tracking_uri, "list the registered models", exc) from exc
+    except OSError as exc:
+        raise RegistryUnavailable(f"MLflow at {tracking_uri} did not answer (list the models): {exc}") from exc
+
+
+def _read_models(
+    client: object, name: str | None, env_order: list[str] | None, versions_limit: int | None
+) -> list[ModelView]:
     grouped: dict[str, list[EnvironmentView]] = {}
-    for registered in client.search_registered_models(max_results=1000):
+    for registered in client.search_registered_models(max_results=1000):  # type: ignore[attr-defined]
         model = registered.tags.get(f"{TAG}model")
         env = registered.tags.get(f"{TAG}env")
         if model is None or env is None or (name is not None and model != name):
