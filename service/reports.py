@@ -15,12 +15,15 @@ from service.checks import REPORT_DRAWN, REPORT_PATH, REPORT_PENDING, REPORT_UNA
 from service.drift.report import sampled_report
 from service.errors import DriftloopError, InfrastructureError
 from service.monitor import read_batch, reference_of
+from service.progress import step
 from service.registry import TAG, Registry
 
 
 def draw_pending(registry: Registry, limit: int = 100) -> int:
     """Draw the pending reports of this model's checks, oldest first; return how many were handled."""
     runs = pending_reports(registry, limit)
+    if runs:
+        step("drawing %d drift report(s) with Evidently", len(runs))
     for run in runs:
         draw(registry, run)
     return len(runs)

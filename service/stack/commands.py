@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from service.progress import step
 from service.stack.postgres import Postgres
 from service.stack.processes import POOL, STATE_FILE, StackError, alive, answers, free_port, stop_pid
 from service.stack.servers import Stack, StackState, resolve_backend
@@ -18,6 +19,7 @@ def demo_config_for(root: Path, mlflow_url: str, batches: int = 8, rows: int = 5
     """A demo stream with every batch delivered, and its config pointing at the stack's MLflow server."""
     from service.demo import deliver, prepare_workspace
 
+    step("preparing the demo's weather stream under %s", root / "demo")
     workspace = prepare_workspace(root / "demo", batches, rows, drift_at)
     for batch in workspace.batches:
         deliver(workspace, batch)
