@@ -63,8 +63,10 @@ def run(
                 typer.echo(f"{entry.name} ({entry.path}): nothing new")
             return ModelReport(entry.name, str(entry.path))
         from flows.monitor import monitor
+        from service.cli.progress import printed_steps
 
-        summary = monitor(str(entry.path), retrain_via=retrain_via)
+        with printed_steps():  # a first pass trains the first model: say what it is doing
+            summary = monitor(str(entry.path), retrain_via=retrain_via)
         if not as_json:
             typer.echo(f"{entry.name} ({entry.path})")
             echo_monitor_summary(summary)
@@ -91,8 +93,10 @@ def retrain(
     with reported_errors():
         load(config, name)
         from flows.retrain import retrain as retrain_flow
+        from service.cli.progress import printed_steps
 
-        summary = retrain_flow(config_path(config), drift_run_id=drift_run)
+        with printed_steps():
+            summary = retrain_flow(config_path(config), drift_run_id=drift_run)
     if summary is None:
         typer.echo(f"{name}: nothing to retrain (the drift check was answered or is stale)")
     else:
