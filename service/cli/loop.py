@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -65,7 +66,8 @@ def run(
         from flows.monitor import monitor
         from service.cli.progress import printed_steps
 
-        with printed_steps():  # a first pass trains the first model: say what it is doing
+        # A first pass trains the first model: say what it is doing (not into --json's document).
+        with nullcontext() if as_json else printed_steps():
             summary = monitor(str(entry.path), retrain_via=retrain_via)
         if not as_json:
             typer.echo(f"{entry.name} ({entry.path})")
