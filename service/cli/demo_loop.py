@@ -36,6 +36,7 @@ def run_demo(workspace: DemoWorkspace) -> None:
             typer.echo(f"batch {number} arrives: {batch.name}")
             deliver(workspace, batch)
             with printed_steps():
+                step("starting a monitor flow run: one pass over the new batches")
                 summary = monitor(config_path)
             echo_monitor_summary(summary, show_old=False)
             verdicts += [verdict for verdict in summary.verdicts if not verdict.already_checked]
