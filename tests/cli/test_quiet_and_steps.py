@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 
 from bench.silences import silences
 from service.cli import progress
+from service.cli.quiet import QUIET_ENV
 from service.progress import step
 
 DRIFTLOOP = shutil.which("driftloop") or pytest.fail("the driftloop console script is not installed")
@@ -31,7 +33,9 @@ warnings.warn("scipy: precision loss", RuntimeWarning)
     ("setup", "shown"), [("", True), ("from service.cli.quiet import quiet_libraries\nquiet_libraries()", False)]
 )
 def test_quiet_silences_mlflow_prints_and_warnings_even_after_mlflow_reenables_them(setup: str, shown: bool) -> None:
-    result = subprocess.run([sys.executable, "-c", NOISY.format(setup=setup)], capture_output=True, text=True)
+    # Not this process's environment as is: a CliRunner test before may have set the quiet variables in it.
+    env = {key: value for key, value in os.environ.items() if key not in QUIET_ENV}
+    result = subprocess.run([sys.executable, "-c", NOISY.format(setup=setup)], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert ("Registered model 'm' already exists" in result.stderr) is shown
     assert ("precision loss" in result.stderr) is shown
