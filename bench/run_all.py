@@ -18,6 +18,7 @@ def main() -> None:
         ["drift_bench.py", "--rows", "100000" if quick else "100000,1000000"],
         ["run_overhead.py", "--rows", "100000"],
         ["startup_bench.py"],
+        ["steering_bench.py"],
         ["api_bench.py"],
     ]
     for script, *args in steps:

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
+from service.errors import RegistryUnavailable
+from service.mlflow_errors import classify
 from service.registry import ALIASES, CHALLENGER, CHAMPION, PREVIOUS, TAG, VersionRef, version_ref
 
 ALIAS_STATUS = {CHAMPION: "champion", CHALLENGER: "awaiting_approval", PREVIOUS: "previous"}
@@ -102,9 +104,27 @@ def list_models(
     long the history (the SQL query is limited, not the result). ``own`` maps a model to the clients of
     its environments with a registry of their own: those environments are read from there alone.
     """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        grouped = _read_models(tracking_uri, name, own or {}, versions_limit)
+    except MlflowException as exc:  # a server down is exit 3 (retry later), not a bad input
+        raise classify(tracking_uri, "list the registered models", exc) from exc
+    except OSError as exc:
+        raise RegistryUnavailable(f"MLflow at {tracking_uri} did not answer (list the models): {exc}") from exc
+    order = env_order or ["dev", "staging", "prod"]
+    rank = {env: index for index, env in enumerate(order)}
+    return [
+        ModelView(model, sorted(envs, key=lambda view: (rank.get(view.env, len(rank)), view.env)))
+        for model, envs in sorted(grouped.items())
+    ]
+
+
+def _read_models(
+    tracking_uri: str, name: str | None, own: dict[str, dict[str, object]], versions_limit: int | None
+) -> dict[str, list[EnvironmentView]]:
     from mlflow import MlflowClient
 
-    own = own or {}
     grouped: dict[str, list[EnvironmentView]] = {}
     sources = [(MlflowClient(tracking_uri, registry_uri=tracking_uri), None)]
     sources += [(client, (model, env)) for model, clients in own.items() for env, client in clients.items()]
@@ -113,12 +133,7 @@ def list_models(
             if (only is None and env in own.get(model, {})) or (only is not None and only != (model, env)):
                 continue  # an environment is read from the registry that holds it
             grouped.setdefault(model, []).append(_environment_view(client, env, registered, versions_limit))
-    order = env_order or ["dev", "staging", "prod"]
-    rank = {env: index for index, env in enumerate(order)}
-    return [
-        ModelView(model, sorted(envs, key=lambda view: (rank.get(view.env, len(rank)), view.env)))
-        for model, envs in sorted(grouped.items())
-    ]
+    return grouped
 
 
 def _driftloop_models(client: object, name: str | None) -> Iterable[tuple[str, str, object]]:

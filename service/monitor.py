@@ -24,6 +24,7 @@ from service.data import fingerprint, frame_hash, list_batches, read_frame, read
 from service.drift.check import ReferenceProfile, check_drift, profile_reference
 from service.drift.result import DriftResult
 from service.errors import ContractViolation, DataSourceError
+from service.progress import step
 from service.records import DriftCheckRecord, MonitorRecords, SeenBatch, read_records
 from service.registry import CHAMPION, CONTRACT_PATH, LINEAGE_PATH, Registry
 from service.settings import Config, DebounceSection
@@ -80,11 +81,16 @@ class NewBatch:
 @lru_cache(maxsize=4)
 def _prepared_reference(uris: tuple[str, ...], contract: DataContract) -> tuple[pd.DataFrame, ReferenceProfile]:
     # A champion's window is read, checked and profiled once per process, not once per batch.
+    step("reading the champion's training data: %s", _names(uris))
     # Parquet strings as categories: the cached window holds a code per row, not a string per row.
     frame = read_window(list(uris), categories=True)
     validate_batch(frame, contract, ", ".join(uris), require_target=True)
     frame = conform(frame, contract)
     return frame, profile_reference(frame, contract.numerical, contract.categorical)
+
+
+def _names(uris: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(uri.rstrip("/").rsplit("/", 1)[-1] for uri in uris)
 
 
 def current_reference(registry: Registry) -> Reference | None:
@@ -190,6 +196,7 @@ def examine(
     known = records.seen().get(uri)
     if known is not None and known.fingerprint == stamp:
         return _known_verdict(known)
+    step("checking %s against the champion's training data", _names([uri]))
     try:
         frame, batch_hash = read_batch(uri, reference.contract)
     except BAD_BATCH as exc:

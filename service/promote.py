@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from service.errors import PromotionError
-from service.evaluate import GateDecision
+from service.progress import step
 from service.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry, VersionRef
+
+if TYPE_CHECKING:  # the gate pulls in scikit-learn: moving an alias (approve, rollback) needs none of it
+    from service.evaluate import GateDecision
 
 Action = Literal["champion", "awaiting_approval", "rejected", "unchanged", "rolled_back"]
 
@@ -87,6 +90,7 @@ def promote_through(registry: Registry) -> list[Outcome]:
     """Promote along the environments until one waits for approval or nothing changes."""
     outcomes = []
     for env in registry.config.environments[1:]:
+        step("promoting into %s", env)
         outcome = promote(registry, env)
         outcomes.append(outcome)
         if outcome.action == "awaiting_approval":

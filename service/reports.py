@@ -15,6 +15,7 @@ from service.checks import pending_reports
 from service.drift.report import sampled_report
 from service.errors import DriftloopError, InfrastructureError
 from service.monitor import read_batch, reference_of
+from service.progress import step
 from service.records import REPORT_DRAWN, REPORT_PATH, REPORT_PENDING, REPORT_UNAVAILABLE, MonitorRecords, RecordRun
 from service.registry import TAG, Registry
 
@@ -26,6 +27,8 @@ def draw_pending(registry: Registry, records: MonitorRecords | None = None, limi
         runs = [RecordRun.of(run) for run in pending_reports(registry, limit)]
     else:
         runs = records.finished({"kind": "drift_check", "report": REPORT_PENDING})[:limit][::-1]
+    if runs:
+        step("drawing %d drift report(s) with Evidently", len(runs))
     for run in runs:
         draw(registry, run)
     return len(runs)

@@ -19,6 +19,7 @@ from service.contracts import (
 )
 from service.data import frame_hash, list_batches, read_window
 from service.evaluate import GateDecision, evaluate_gate, split_holdout
+from service.progress import step
 from service.promote import Outcome, accept_candidate
 from service.registry import CHAMPION, CONTRACT_PATH, TAG, Registry, VersionRef
 from service.reports import report_of_check
@@ -52,6 +53,7 @@ def plan_retrain(registry: Registry, window: list[str] | None, drift_run_id: str
     config = registry.config
     reference = current_reference(registry)
     if reference is None:
+        step("no champion yet: the first one learns from %s", config.data.reference)
         return RetrainPlan((config.resolve(config.data.reference),))
     if drift_run_id:
         run = registry.ask(f"read drift check {drift_run_id}", lambda: registry.client.get_run(drift_run_id))
@@ -96,6 +98,7 @@ def load_window(uris: list[str], config: Config) -> tuple[pd.DataFrame, DataCont
     """The training window, its contract drawn afresh with the current config (so an edited config takes
     effect at the next retrain), without the rows that have no label; and how many rows were dropped."""
     source = ", ".join(uris)
+    step("reading the training data: %s", ", ".join(uri.rstrip("/").rsplit("/", 1)[-1] for uri in uris))
     raw = read_window(uris)
     contract = contract_from_reference(raw, config, source)
     labelled, dropped = drop_unlabelled(raw, contract, source)
@@ -107,6 +110,7 @@ def fit_challenger(
     config: Config, contract: DataContract, frame: pd.DataFrame, uris: list[str], dropped: int = 0
 ) -> Challenger:
     train, holdout = split_holdout(frame, config)
+    step("fitting %s on %d rows", config.model.estimator_path.rsplit(".", 1)[-1], len(train))
     from service.train import fit_pipeline  # scikit-learn is imported by what trains, not by a pass
 
     model = fit_pipeline(config, contract, train)
@@ -116,6 +120,8 @@ def fit_challenger(
 def evaluate_challenger(registry: Registry, challenger: Challenger, contract: DataContract) -> GateDecision:
     """Score the challenger and the first environment's champion on the same fresh holdout."""
     champion_ref = registry.at_alias(registry.config.environments[0], CHAMPION)
+    against = f" beside the champion v{champion_ref.version}" if champion_ref else ""
+    step("scoring the new model on the holdout (%d rows)%s", len(challenger.holdout), against)
     champion = None
     if champion_ref is not None:
         champion = registry.load_version(champion_ref)
@@ -168,6 +174,7 @@ def register_challenger(
     tags = _lineage_tags(registry, challenger, decision, drift_run_id, flow_run_id)
     run_id = finished_training(registry, key)
     if run_id is None:
+        step("logging the training run to MLflow: model, signature, datasets, lineage")
         run_id = log_training_run(
             registry,
             model=challenger.model,
@@ -180,6 +187,7 @@ def register_challenger(
             tags={**tags, "training_key": key},
             drift_report_html=report_of_check(registry, drift_run_id) if drift_run_id else None,
         ).run_id
+    step("registering the model in %s", registry.name(config.environments[0]))
     return registry.register(run_id, config.environments[0], {**tags, "training_run_id": run_id})
 
 

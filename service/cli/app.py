@@ -15,6 +15,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from service.cli.quiet import quiet_libraries
 from service.errors import DriftloopError
 
 app = typer.Typer(
@@ -60,11 +61,12 @@ def _quiet_libraries(
     # than Prefect's default, and give its API calls room, instead of failing the pass.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_API_REQUEST_TIMEOUT", "120")
-    if verbose:
-        return
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    if not verbose:
+        quiet_libraries()
+
+
+def is_verbose() -> bool:
+    return VERBOSE
 
 
 def fail(message: object) -> NoReturn:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from service.catalog import ModelView
-from service.monitor import BatchVerdict
-from service.promote import Outcome
+if TYPE_CHECKING:  # the monitor pulls in the drift statistics (scipy): `approve` and `models` need none of it
+    from service.catalog import ModelView
+    from service.monitor import BatchVerdict
+    from service.promote import Outcome
 
 
 def verdict_line(verdict: BatchVerdict) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -64,8 +65,11 @@ def run(
                 typer.echo(f"{entry.name} ({entry.path}): nothing new")
             return ModelReport(entry.name, str(entry.path))
         from flows.monitor import monitor
+        from service.cli.progress import printed_steps
 
-        summary = monitor(str(entry.path), retrain_via=retrain_via)
+        # A first pass trains the first model: say what it is doing (not into --json's document).
+        with nullcontext() if as_json else printed_steps():
+            summary = monitor(str(entry.path), retrain_via=retrain_via)
         if not as_json:
             typer.echo(f"{entry.name} ({entry.path})")
             echo_monitor_summary(summary)

@@ -64,10 +64,12 @@ def stack_up(
     models: Annotated[Path | None, typer.Option("--models", help="Folder of model files the sweep reads.")] = None,
 ) -> None:
     """Start the servers, the process work pool `driftloop` with a worker, and register the deployments."""
+    from service.cli.progress import printed_steps
     from service.stack.commands import stack_status, stack_up
 
     with reported_errors():
-        stack_up(folder, backend, config, models)
+        with printed_steps():  # each server said as it starts: a stack takes a while to come up
+            stack_up(folder, backend, config, models)
         for name, where, ok in stack_status(folder):
             typer.echo(f"{name:<12} {where}{'' if ok else '  (not answering)'}")
 

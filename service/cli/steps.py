@@ -7,6 +7,7 @@ batch: never worth a retry); 3 a server or storage did not answer (retry).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -122,9 +123,10 @@ def retrain(
     already answered, or made stale by a newer champion, trains nothing. Exit 0: done (a version the
     gate rejected included); 2: bad input; 3: a server failed."""
     from service.cli.console import echo_outcome
+    from service.cli.progress import printed_steps
     from service.steps import retrain_model
 
-    with reported_errors():
+    with reported_errors(), printed_steps() if not json_output else contextlib.nullcontext():
         report = retrain_model(load_model(name, config, models), drift_run, promote_now=promote)
     if json_output:
         typer.echo(as_json(report.to_dict()))

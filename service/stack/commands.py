@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from service.progress import step
 from service.stack.postgres import Postgres
 from service.stack.processes import POOL, STATE_FILE, StackError, alive, answers, free_port, stop_pid
 from service.stack.servers import Stack, StackState, resolve_backend
@@ -16,6 +17,7 @@ from service.stack.servers import Stack, StackState, resolve_backend
 
 def demo_config_for(root: Path, mlflow_url: str, batches: int = 8, rows: int = 500, drift_at: int = 5) -> Path:
     """A demo stream with every batch delivered, and its config pointing at the stack's MLflow server."""
+    step("preparing the demo's weather stream under %s", root / "demo")  # first: pandas takes seconds to import
     from service.demo import deliver, prepare_workspace
 
     workspace = prepare_workspace(root / "demo", batches, rows, drift_at)
@@ -53,6 +55,7 @@ def stack_up(
     """Start the stack under ``root``. The sweep reads ``models_dir``; without it, a folder holding
     ``config_path`` (or, with neither, the demo's config), which is also the per-model default."""
     root = Path(root).resolve()
+    step("checking the %s backend", backend)
     backend = resolve_backend(backend)  # refused before the demo's data or any folder is made
     if models_dir is not None and not Path(models_dir).is_dir():
         raise StackError(f"{models_dir}: models folder not found: expected a folder of *.yaml model files")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from service.errors import DriftloopError
+from service.progress import step
 
 CODE_ROOT = Path(__file__).resolve().parents[2]
 PREFECT_YAML = CODE_ROOT / "flows" / "prefect.yaml"
@@ -118,6 +119,7 @@ class Service:
         return self.root / "pids" / f"{self.name}.pid"
 
     def start(self, timeout: float = 180.0) -> Service:
+        step("starting %s (log: %s)", self.name, self.log)
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
@@ -139,6 +141,7 @@ class Service:
 
     def wait_ready(self, timeout: float = 180.0) -> None:
         assert self.health_url
+        step("waiting for %s to answer at %s", self.name, self.health_url)
         deadline = time.monotonic() + timeout
         while not answers(self.health_url):
             if self.process is not None and self.process.poll() is not None:

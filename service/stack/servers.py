@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from service.progress import step
 from service.stack.postgres import Postgres, postgres_bin, postgres_folder
 from service.stack.processes import (
     CODE_ROOT,
@@ -232,7 +233,9 @@ class Stack:
             parameters["config_path"] = str(self.models_dir / relative)
 
     def register_deployments(self) -> None:
+        step("creating the work pool %s", POOL)
         self.prefect_cli("work-pool", "create", POOL, "--type", "process", "--overwrite")
+        step("registering the deployments of flows/prefect.yaml")
         self.prefect_cli("deploy", "--all", "--prefect-file", str(self.local_prefect_yaml()))
 
     # lifecycle -------------------------------------------------------------------------------------
@@ -240,6 +243,7 @@ class Stack:
         self.root.mkdir(parents=True, exist_ok=True)
         try:
             if self.postgres:
+                step("starting PostgreSQL in %s", self.postgres.folder)
                 self.postgres.start(("prefect", "mlflow"))
             self.prefect_server = self.make_prefect_server().start()
             self.mlflow_server = self.make_mlflow_server().start()

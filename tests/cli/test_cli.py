@@ -106,6 +106,12 @@ def test_run_then_models_show_the_loop_in_the_registry(
     result = driftloop(cli_env, "run", "--config", str(config))
     # then it reports each batch and the retrain on the confirmed drift
     assert result.returncode == 0, result.stderr
+    # and says what it does while it trains the first model, step by step
+    assert "· no champion yet: the first one learns from data/reference.csv" in result.stdout
+    assert "· fitting HistGradientBoostingClassifier on " in result.stdout
+    # and keeps the libraries quiet: no MLflow prints, Prefect banner or warnings
+    for noise in ("Registered model", "Copied version", "Starting temporary server", "Warning"):
+        assert noise not in result.stdout + result.stderr, noise
     assert "batch_004.csv      DRIFT" in result.stdout
     assert "batch_005.csv      DRIFT" in result.stdout and "→ retrain" in result.stdout
     # and `models --json` shows where every alias points
@@ -366,3 +372,7 @@ def test_version_and_short_help_answer_at_once() -> None:
     assert shown.returncode == 0 and shown.stdout.strip() == f"driftloop {version('driftloop')}"
     short = subprocess.run([DRIFTLOOP, "promote", "-h"], capture_output=True, text=True)
     assert short.returncode == 0 and "Usage: driftloop promote" in short.stdout
+    top = subprocess.run([DRIFTLOOP, "-h"], capture_output=True, text=True)
+    assert top.returncode == 0 and "Usage: driftloop [OPTIONS] COMMAND" in top.stdout and "--version" in top.stdout
+    verbose_after = subprocess.run([DRIFTLOOP, "demo", "-h", "-v"], capture_output=True, text=True)
+    assert verbose_after.returncode == 0 and "Usage: driftloop demo" in verbose_after.stdout

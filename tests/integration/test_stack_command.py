@@ -59,7 +59,12 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
         # when the stack is started
         up = driftloop("stack", "up", "--dir", str(folder), "--backend", "sqlite", cwd=tmp_path)
         assert up.returncode == 0, up.stdout + up.stderr
-        # then status lists each component up, with URLs that answer
+        # then it said which server it was starting and waiting for, as it went
+        for server in ("prefect-server", "mlflow-server"):
+            assert f"  · starting {server} (log: {folder / 'logs' / server}.log)" in up.stdout, up.stdout
+            assert f"  · waiting for {server} to answer at http://127.0.0.1:" in up.stdout, up.stdout
+        assert "  · registering the deployments of flows/prefect.yaml" in up.stdout
+        # and status lists each component up, with URLs that answer
         status = driftloop("stack", "status", "--dir", str(folder), cwd=tmp_path)
         assert status.returncode == 0, status.stdout + status.stderr
         urls = status_urls(status.stdout)
