@@ -329,7 +329,7 @@ def test_an_unexpected_error_exits_2_with_one_line_and_no_traceback(monkeypatch:
     from service.cli import app
 
     # given a drift check that fails in a way nobody planned for
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the unexpected")
 
     monkeypatch.setattr(service.adhoc, "check_files", broken)
@@ -348,7 +348,7 @@ def test_verbose_after_the_command_shows_the_traceback_like_before_it(
     import service.adhoc
     from service.cli import main
 
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the unexpected")
 
     monkeypatch.setattr(service.adhoc, "check_files", broken)
