@@ -49,7 +49,7 @@ def _open_run(
     """The run recording this key, as (the finished record, if there is one; the run to write). A
     finished run is the record already made; an unfinished one left by a failed attempt is reused and
     completed, so a retry never makes a second record of the same thing."""
-    found = records.matching(key)
+    found = _matching(registry, records, key)
     done = [run for run in found if run.finished]
     if done:
         return done[0], done[0]
@@ -61,15 +61,31 @@ def _open_run(
         entries = [RunTag(f"{TAG}{key}", value) for key, value in tags.items()]
         registry.ask("tag a check run", lambda: client.log_batch(run_id, tags=entries))
         return None, _opened(records, RecordRun(run_id, artifact_uri, False, tags))
-    run = registry.ask(
-        "create a check run",
-        lambda: client.create_run(
-            registry.experiment_id(MONITORING),
-            run_name=run_name,
-            tags={f"{TAG}{key}": value for key, value in tags.items()},
-        ),
-    )
+    try:
+        run = registry.ask(
+            "create a check run",
+            lambda: client.create_run(
+                registry.experiment_id(MONITORING),
+                run_name=run_name,
+                tags={f"{TAG}{key}": value for key, value in tags.items()},
+            ),
+        )
+    except Exception:
+        records.doubt(key)  # the run may exist behind a lost answer: the retry asks the server
+        raise
     return None, _opened(records, RecordRun(run.info.run_id, run.info.artifact_uri, False, tags))
+
+
+def _matching(registry: Registry, records: MonitorRecords, key: dict[str, str]) -> list[RecordRun]:
+    """The runs of this key, from the records; from the server when a create for it failed without an
+    answer, since the server may have made the run all the same."""
+    if not records.doubted(key):
+        return records.matching(key)
+    found = _search(registry, MONITORING, [tag_filter(name, value) for name, value in key.items()], 10, finished=False)
+    for run in reversed(found):
+        records.add(RecordRun.of(run))
+    records.settle(key)
+    return records.matching(key)
 
 
 def _opened(records: MonitorRecords, run: RecordRun) -> RecordRun:

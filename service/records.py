@@ -79,6 +79,8 @@ class MonitorRecords:
 
     runs: list[RecordRun] = field(default_factory=list)
     _seen: dict[str, SeenBatch] | None = field(default=None, repr=False)
+    # Keys whose run may exist on the server without being here: a create whose answer was lost.
+    _doubted: set[frozenset[tuple[str, str]]] = field(default_factory=set, repr=False)
 
     def matching(self, key: dict[str, str]) -> list[RecordRun]:
         """Runs carrying every tag of ``key``, finished or not, newest first."""
@@ -117,6 +119,15 @@ class MonitorRecords:
                 )
         self._seen = seen
         return seen
+
+    def doubt(self, key: dict[str, str]) -> None:
+        self._doubted.add(frozenset(key.items()))
+
+    def doubted(self, key: dict[str, str]) -> bool:
+        return frozenset(key.items()) in self._doubted
+
+    def settle(self, key: dict[str, str]) -> None:
+        self._doubted.discard(frozenset(key.items()))
 
     def add(self, run: RecordRun) -> None:
         """A run this pass wrote or completed: it replaces its earlier state and becomes the newest."""

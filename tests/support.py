@@ -6,7 +6,7 @@ import json
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -63,15 +63,18 @@ def enter_dev(registry: Any) -> str:
     return str(created.version)
 
 
-def events_named(prefect_api: str, name: str, since: datetime) -> list[dict[str, object]]:
-    """Events the Prefect API has stored; the server persists them in batches, so ask until they show."""
+def events_named(
+    prefect_api: str, name: str, since: datetime, where: Callable[[dict[str, Any]], bool] = lambda _: True
+) -> list[dict[str, Any]]:
+    """Events the Prefect API has stored (those ``where`` accepts); the server persists them in batches,
+    so ask until they show: an earlier event of the same name must not end the wait for a later one."""
     query = {"filter": {"event": {"name": [name]}, "occurred": {"since": since.isoformat()}}, "limit": 50}
     request = urllib.request.Request(
         f"{prefect_api}/events/filter", json.dumps(query).encode(), {"Content-Type": "application/json"}
     )
     for _ in range(120):
         with urllib.request.urlopen(request, timeout=10) as response:
-            events = json.loads(response.read())["events"]
+            events = [event for event in json.loads(response.read())["events"] if where(event)]
         if events:
             return events
         time.sleep(0.5)

@@ -156,8 +156,13 @@ def test_cli_approve_while_suspended_ends_the_run_and_the_alias_moves_once(
     with pytest.raises(NotPausedError):
         resume_flow_run(run.id, run_input={"decision": "reject"})
     # and prod's champion moved once: one promotion announced, nothing rejected
-    promoted = events_named(stack.prefect_url, "driftloop.version.promoted", since)
-    assert [e["resource"]["driftloop.version"] for e in promoted if e["resource"]["driftloop.env"] == "prod"] == ["1"]
+    promoted = events_named(
+        stack.prefect_url,
+        "driftloop.version.promoted",
+        since,
+        lambda event: event["resource"]["driftloop.env"] == "prod",
+    )
+    assert [event["resource"]["driftloop.version"] for event in promoted] == ["1"]
     assert world.registry().version("prod", "1").tags.get("driftloop.status") == "champion"
 
 
