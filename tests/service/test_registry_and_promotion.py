@@ -91,6 +91,9 @@ def test_registered_version_carries_signature_example_datasets_metrics_and_linea
     run = registry.client.get_run(version.run_id)
     contexts = {tag.value for item in run.inputs.dataset_inputs for tag in item.tags}
     assert {"training", "holdout"} <= contexts
+    # each dataset says driftloop's retrain made it, not the process that logged it (source "-")
+    sources = [json.loads(item.dataset.source)["tags"] for item in run.inputs.dataset_inputs]
+    assert all(tags["mlflow.source.name"] == "driftloop retrain" for tags in sources), sources
     assert run.data.metrics["holdout.challenger.f1_macro"] == pytest.approx(decision.challenger_score)
     lineage = registry.lineage(version)
     assert lineage["training_data"] == [registry.config.resolve("data/reference.csv")]
