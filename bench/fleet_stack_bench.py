@@ -66,17 +66,29 @@ def tree_cpu_seconds(pid: int) -> float:
     return total / ticks
 
 
+def own_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of the process itself, without its children."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+
+
 def stack_cpu(stack: object) -> dict[str, float]:
-    """CPU seconds so far of each part of the stack: the worker with its flow-run processes, each server."""
+    """CPU seconds so far of each part of the stack: the flow-run processes, the worker itself, each server."""
+    worker = stack.worker.process.pid  # type: ignore[attr-defined]
     parts = {
-        "worker and flow runs": stack.worker.process.pid,  # type: ignore[attr-defined]
+        "flow-run processes": worker,
         "Prefect server": stack.prefect_server.process.pid,  # type: ignore[attr-defined]
         "MLflow server": stack.mlflow_server.process.pid,  # type: ignore[attr-defined]
     }
     postgres = getattr(stack, "postgres", None)
     if postgres is not None:
         parts["PostgreSQL"] = int((postgres.data / "postmaster.pid").read_text().split()[0])
-    return {name: tree_cpu_seconds(pid) for name, pid in parts.items()}
+    seconds = {name: tree_cpu_seconds(pid) for name, pid in parts.items()}
+    # The worker's ended children are its flow-run processes: the tree's CPU less the worker's own.
+    seconds["worker itself"] = own_cpu_seconds(worker)
+    seconds["flow-run processes"] -= seconds["worker itself"]
+    return seconds
 
 
 # Where a sweep's time goes, by task name: the rest of a run's wall time is orchestration (process
