@@ -61,7 +61,8 @@ class DataContract:
         return [spec.name for spec in self.features if spec.kind == "categorical"]
 
 
-def _spec(series: pd.Series, name: str) -> ColumnSpec:
+def column_spec(series: pd.Series, name: str) -> ColumnSpec:
+    """A feature's spec drawn from the reference's column: its kind, its categories or finite range."""
     if kind_of(series) == "categorical":
         return ColumnSpec(name, "categorical", categorical.distinct_strings(series))
     finite = finite_values(series)
@@ -92,7 +93,7 @@ def contract_from_reference(reference: pd.DataFrame, config: Config, source: str
     if problems := _infinite_problems(reference, names):
         raise ContractViolation(source, problems)
     return DataContract(
-        features=tuple(_spec(reference[name], name) for name in names),
+        features=tuple(column_spec(reference[name], name) for name in names),
         target=model.target,
         ignore=tuple(model.ignore),
         min_rows=config.contract.min_rows,
@@ -114,7 +115,12 @@ def contract_for_columns(reference: pd.DataFrame, ignore: list[str], source: str
         raise ContractViolation(source, problems)
     # Two arbitrary files: any new category or value range is the drift the check is asked about.
     return DataContract(
-        tuple(_spec(reference[name], name) for name in names), None, tuple(ignore), 1, 1.0, max_out_of_range_share=1.0
+        tuple(column_spec(reference[name], name) for name in names),
+        None,
+        tuple(ignore),
+        1,
+        1.0,
+        max_out_of_range_share=1.0,
     )
 
 
@@ -175,10 +181,12 @@ def conform(frame: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
     column to a frame copies it: the frame is built from its columns instead)."""
     columns = {name: frame[name] for name in frame.columns}
     for spec in contract.features:
-        column = columns[spec.name]
-        numeric = spec.kind == "numeric"
-        columns[spec.name] = column.astype("float64", copy=False) if numeric else categorical.as_strings(column)
+        columns[spec.name] = conform_column(columns[spec.name], spec.kind)
     return pd.DataFrame(columns, copy=False)
+
+
+def conform_column(column: pd.Series, kind: ColumnKind) -> pd.Series:
+    return column.astype("float64", copy=False) if kind == "numeric" else categorical.as_strings(column)
 
 
 def _spec_to_dict(spec: ColumnSpec) -> dict[str, object]:
