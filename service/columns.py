@@ -113,7 +113,7 @@ class ColumnTable:
         self._spills.append(directory)
         with fsspec.open(uri, "rb", compression="infer") as again:  # from its start: the header read above
             path = csv_spill.spill(again, names, directory)
-        parquet = pq.ParquetFile(path, read_dictionary=names)
+        parquet = pq.ParquetFile(path)
         return _File(uri, "csv", parquet, names, parquet.metadata.num_rows)
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ import csv
 import io
 import os
 import tempfile
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,10 @@ import pyarrow.compute as pc
 # pandas' default missing-value markers (read_csv's ``na_values`` documentation lists the same strings).
 from pandas._libs.parsers import STR_NA_VALUES
 
-_BLOCK_BYTES = 8 << 20  # rows are parsed this many bytes of csv at a time
+# Rows are parsed this many bytes of csv at a time. The streaming reader's memory grows with it (by some
+# thirty times the block: blocks read ahead and their arrays); pyarrow's default of 1 MB keeps it to tens of MB.
+_BLOCK_BYTES = 1 << 20
+_SAMPLE = 1000  # values looked at to tell which casts to try
 _TRUE, _FALSE = {"True", "TRUE", "true"}, {"False", "FALSE", "false"}
 
 
@@ -59,7 +63,8 @@ def spill(handle: Any, names: list[str], directory: str) -> str:
     )
     descriptor, path = tempfile.mkstemp(suffix=".parquet", dir=directory)
     os.close(descriptor)
-    with pq.ParquetWriter(path, reader.schema) as writer:
+    # No dictionary pages: most columns are numbers with as many distinct values as rows.
+    with pq.ParquetWriter(path, reader.schema, use_dictionary=False) as writer:
         for block in reader:
             writer.write_batch(block)
     return path
@@ -71,55 +76,47 @@ def spill_directory() -> str:
 
 def typed(strings: pa.ChunkedArray) -> pd.Series:
     """A spilled column as pandas' ``read_csv`` would type it: int64 (float64 with gaps), float64, bool,
-    else strings (as a Categorical: one Python string per distinct value). Types are tried on the distinct
-    values only (the column is read as a dictionary), then spread to the rows."""
-    column = _as_dictionary(strings)
-    values, indices = column.dictionary, column.indices
-    present = pc.unique(indices.filter(pc.is_valid(indices)))
-    values = values.take(present) if len(present) < len(values) else values
-    indices = _renumber(indices, present, len(column.dictionary)) if len(present) < len(column.dictionary) else indices
-    if len(values) == 0:  # no value at all: pandas reads an empty column as floats, a header alone as objects
-        return pd.Series(np.full(len(indices), np.nan)) if len(indices) else pd.Series([], dtype=object)
-    number = _as_number(values, indices)
+    else strings (as a Categorical: one Python string per distinct value)."""
+    if strings.null_count == len(strings):  # no value: pandas reads an empty column as floats, a header alone
+        return pd.Series(np.full(len(strings), np.nan)) if len(strings) else pd.Series([], dtype=object)
+    # A failed cast costs as much as a whole one: the kinds worth trying are told by the first values.
+    sample = pc.drop_null(strings.slice(0, 64 * _SAMPLE)).slice(0, _SAMPLE)
+    if len(sample) == 0:  # the first rows are all gaps
+        sample = pc.drop_null(strings).slice(0, _SAMPLE)
+    kinds = [kind for kind in (pa.int64(), pa.float64()) if _as_number(sample, (kind,)) is not None]
+    if pa.int64() in kinds or (kinds and _as_number(_trimmed(sample), (pa.int64(),)) is None):
+        # Numbers written plainly, the most common column: cast as they are, with no copy of the strings.
+        number = _as_number(strings, kinds)
+        if number is not None:
+            return number
+    # Text, or numbers with spaces or a "+" (which pandas reads as numbers): worked out on the distinct values.
+    column = pc.dictionary_encode(strings.combine_chunks())
+    distinct, indices = column.dictionary, column.indices
+    number = _as_number(_trimmed(distinct), (pa.int64(), pa.float64()), indices)
     if number is not None:
         return number
-    if set(values.to_pylist()) <= _TRUE | _FALSE:
-        flags = pa.array([value in _TRUE for value in values.to_pylist()]).take(indices).to_pandas()
+    if set(distinct.to_pylist()) <= _TRUE | _FALSE:
+        flags = pa.array([value in _TRUE for value in distinct.to_pylist()]).take(indices).to_pandas()
         return flags.astype(bool) if indices.null_count == 0 else flags.astype(object).where(flags.notna(), np.nan)
-    return pd.Series(pd.Categorical.from_codes(_codes(indices), categories=pd.Index(values.to_pylist(), dtype=object)))
+    codes = indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    return pd.Series(pd.Categorical.from_codes(codes, categories=pd.Index(distinct.to_pylist(), dtype=object)))
 
 
-def _as_dictionary(strings: pa.ChunkedArray) -> pa.DictionaryArray:
-    if pa.types.is_dictionary(strings.type):
-        chunks = strings.unify_dictionaries().chunks
-        if not chunks:
-            return pa.DictionaryArray.from_arrays(pa.array([], pa.int32()), pa.array([], pa.string()))
-        indices = pa.concat_arrays([chunk.indices for chunk in chunks])
-        return pa.DictionaryArray.from_arrays(indices, chunks[0].dictionary)
-    return pc.dictionary_encode(strings.combine_chunks())
-
-
-def _renumber(indices: pa.Array, present: pa.Array, size: int) -> pa.Array:
-    """Indices into the values that occur (a dictionary kept from other row groups may hold unused ones)."""
-    mapping = np.full(size, -1, dtype=np.int32)
-    mapping[present.to_numpy()] = np.arange(len(present), dtype=np.int32)
-    return pa.array(mapping).take(indices)
-
-
-def _codes(indices: pa.Array) -> np.ndarray:
-    return indices.to_numpy(zero_copy_only=False) if indices.null_count == 0 else indices.fill_null(-1).to_numpy()
-
-
-def _as_number(values: pa.Array, indices: pa.Array) -> pd.Series | None:
+def _trimmed(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     # pandas reads " 12" and "+5" as the numbers 12 and 5; pyarrow's cast wants neither space nor sign.
-    trimmed = pc.replace_substring_regex(pc.utf8_trim_whitespace(values), r"^\+", "")
-    for kind in (pa.int64(), pa.float64()):
+    return pc.replace_substring_regex(pc.utf8_trim_whitespace(values), r"^\+", "")
+
+
+def _as_number(
+    values: pa.Array | pa.ChunkedArray, kinds: Sequence[pa.DataType], indices: pa.Array | None = None
+) -> pd.Series | None:
+    """The values cast to the first of ``kinds`` that takes them all (taken by ``indices`` when they are a
+    dictionary's), as pandas gives them: an integer column with gaps as floats. None if none does."""
+    for kind in kinds:
         try:
-            numbers = pc.cast(trimmed, kind)
+            numbers = pc.cast(values, kind)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
-        column = numbers.take(indices)
-        if kind == pa.int64() and column.null_count:
-            column = column.cast(pa.float64())  # an integer column with gaps: floats, as pandas makes it
-        return pd.Series(column.to_numpy(zero_copy_only=False))
+        column = numbers if indices is None else numbers.take(indices)
+        return (column.cast(pa.float64()) if kind == pa.int64() and column.null_count else column).to_pandas()
     return None
