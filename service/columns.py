@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -32,10 +33,14 @@ class _File:
     names: list[str]
     num_rows: int
     handle: Any = field(default=None, repr=False)
+    # A ParquetFile is not safe to read from two threads at once (pyarrow's read cache mixes their ranges
+    # up): reads of a file take turns, what is done with the columns read runs side by side.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def column(self, name: str) -> pd.Series:
         try:
-            table = self.parquet.read(columns=[name], use_pandas_metadata=False)
+            with self.lock:
+                table = self.parquet.read(columns=[name], use_pandas_metadata=False)
             if self.kind == "csv":
                 return csv_spill.typed(table.column(0))
             # The pandas metadata gives a column the dtype pandas wrote (Int64, say), as read_parquet does.

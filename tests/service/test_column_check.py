@@ -179,3 +179,75 @@ def test_no_whole_table_is_read_and_columns_in_memory_are_bounded_by_threads(
     # then every column was read once from each side, and never more than a column per thread at once
     assert sorted(seen) == sorted(FEATURES * 2)
     assert 1 <= peak[0] <= 2
+
+
+def test_a_csv_column_is_typed_over_all_its_values_as_pandas_types_it(tmp_path: Path) -> None:
+    # given a csv file whose columns need every row to be typed: a text value after many numbers (pandas
+    # reads the column as text), integers with a gap (floats), signs and spaces, booleans, an empty column
+    rows = 70_000
+    lines = ["late_text,gappy,signed,flags,empty,plain"]
+    lines += [f"{i},{'' if i == 5 else i}, +{i} ,{'True' if i % 2 else 'false'},,{i * 0.5}" for i in range(rows)]
+    lines.append("oops,1,2,True,,1.5")
+    path = tmp_path / "batch.csv"
+    path.write_text("\n".join(lines) + "\n")
+    # when read a column at a time, and whole by pandas
+    with columns.ColumnTable([str(path)]) as batch:
+        read = {name: batch.column(name) for name in batch.names}
+    whole = read_frame(str(path))
+    # then every column has pandas' type (text as a Categorical of the same strings) and the same values
+    for name, column in read.items():
+        expected = whole[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            assert expected.dtype == object and column.astype(object).equals(expected), name
+        else:
+            assert column.dtype == expected.dtype and column.equals(expected), name
+    assert frame_hash(pd.DataFrame(read)) == frame_hash(whole)
+
+
+# A child's peak resident set (ru_maxrss) is read by a small launcher, so the test's own memory (pandas,
+# the generated tables) is not charged to it.
+LAUNCHER = """
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, capture_output=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+"""
+CHECK = (
+    "from service.adhoc import check_files; from service.settings import DriftSection; "
+    "check_files({!r}, {!r}, [], DriftSection())"
+)
+
+
+def peak_bytes(reference: Path, current: Path) -> int:
+    import subprocess
+    import sys
+
+    code = CHECK.format(str(reference), str(current))
+    launched = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return int(launched.stdout)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_peak_memory_grows_with_a_column_not_with_the_table(tmp_path: Path, suffix: str) -> None:
+    # given pairs of files with the same rows, of 8 and of 48 numeric columns (as csv or parquet)
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    rows, pairs = 200_000, {}
+    for width in (8, 48):
+        pair = []
+        for side, seed in (("reference", 1), ("current", 2)):
+            rng = np.random.default_rng(seed)
+            data = pa.table({f"x{i}": rng.normal(0.1 * seed, 1, rows) for i in range(width)})
+            path = tmp_path / f"{side}_{width}{suffix}"
+            pq.write_table(data, path) if suffix == ".parquet" else pacsv.write_csv(data, path)
+            pair.append(path)
+        pairs[width] = pair
+    # when each pair is checked in a fresh process, its peak memory measured
+    narrow, wide = peak_bytes(*pairs[8]), peak_bytes(*pairs[48])
+    # then the 40 more columns (128 MB more as floats, both sides) cost far less than a quarter of that:
+    # the check holds a column per thread, not the tables (reading them whole costs more than all of it)
+    more_data = rows * 40 * 8 * 2
+    assert wide - narrow < more_data / 4, f"peak {narrow / 1e6:.0f} MB -> {wide / 1e6:.0f} MB"
