@@ -91,13 +91,13 @@ def _check_by_columns(
         spec = column_spec(column, name)
         if refused := infinite_problems(column, name):
             return refused, ([], [], []), None, spec
-        reference_side = drift_stats.prepare(conform_column(column, spec.kind), spec.kind == "numeric")
+        reference_side = drift_stats.prepare(conform_column(column, spec.kind), spec.kind == "numeric", owned=True)
         del column  # before the batch's column is read: the prepared side is what the test needs
         column = current.column(name)
         findings = column_findings(column, name, _contract((spec,), ignore), require_target=False)
         if any(findings):
             return [], findings, None, spec
-        side = drift_stats.prepare(conform_column(column, spec.kind), spec.kind == "numeric")
+        side = drift_stats.prepare(conform_column(column, spec.kind), spec.kind == "numeric", owned=True)
         del column
         return [], findings, column_verdict(name, reference_side, side, settings), spec
 

@@ -109,7 +109,7 @@ def check_batch(
             findings = column_findings(column, name, contract, require_target=True)
             if name not in kinds or any(findings):
                 return findings, None
-            side = drift_stats.prepare(conform_column(column, kinds[name]), kinds[name] == "numeric")
+            side = drift_stats.prepare(conform_column(column, kinds[name]), kinds[name] == "numeric", owned=True)
             del column  # the prepared side holds what the test needs (sorted values, or counts)
             return findings, column_verdict(name, profile[name], side, settings)
 

@@ -45,10 +45,16 @@ def _accepted_range(spec: ColumnSpec, contract: DataContract) -> tuple[float, fl
 
 
 def _range_problems(values: pd.Series, spec: ColumnSpec, contract: DataContract) -> list[str]:
-    finite = finite_values(values)
+    # Masks (a byte a row) over a view of the column, not a copy of its finite values: a long column is
+    # checked with little more memory than it takes itself. Nulls and ±inf are neither inside nor counted.
+    numbers = values.to_numpy(dtype="float64", na_value=np.nan)
+    finite = np.isfinite(numbers)
     low, high = _accepted_range(spec, contract)
-    outside = finite[(finite < low) | (finite > high)]
-    share = outside.size / finite.size if finite.size else 0.0
+    beyond = ((numbers < low) | (numbers > high)) & finite
+    n_finite = int(np.count_nonzero(finite))
+    del finite
+    outside = numbers[beyond]
+    share = outside.size / n_finite if n_finite else 0.0
     if share <= contract.max_out_of_range_share:
         return []
     examples = list(dict.fromkeys(outside.tolist()))[:_EXAMPLES]
@@ -62,16 +68,16 @@ def _range_problems(values: pd.Series, spec: ColumnSpec, contract: DataContract)
 
 
 def _column_problems(series: pd.Series, spec: ColumnSpec, contract: DataContract) -> list[str]:
-    values = series.dropna()
-    if values.empty:
+    if not series.notna().any():
         return [f"column {spec.name!r} is entirely null: expected {spec.kind} values"]
+    if spec.kind == "numeric" and kind_of(series) == "numeric":
+        return _range_problems(series, spec, contract)  # the nulls are left out there: no copy without them
+    values = series.dropna()
     if spec.kind == "numeric":
-        if kind_of(series) != "numeric":
-            distinct = pd.Series(sorted(categorical.distinct_strings(values)))
-            bad = distinct[pd.to_numeric(distinct, errors="coerce").isna()].tolist()[:_EXAMPLES]
-            dtype = categorical.value_dtype(series)
-            return [(f"column {spec.name!r} has dtype {dtype}: expected numeric values (found e.g. {bad})")]
-        return _range_problems(values, spec, contract)
+        distinct = pd.Series(sorted(categorical.distinct_strings(values)))
+        bad = distinct[pd.to_numeric(distinct, errors="coerce").isna()].tolist()[:_EXAMPLES]
+        dtype = categorical.value_dtype(series)
+        return [(f"column {spec.name!r} has dtype {dtype}: expected numeric values (found e.g. {bad})")]
     n_unseen, unseen = categorical.unseen(values, spec.categories)
     share = n_unseen / len(values)
     if share > contract.max_unseen_category_share:

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 import fsspec
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -39,6 +40,8 @@ class _File:
 
     def column(self, name: str) -> pd.Series:
         try:
+            if self.kind == "parquet" and (dtype := self._plain_number(name)) is not None:
+                return pd.Series(self._numbers(name, dtype))
             with self.lock:
                 table = self.parquet.read(columns=[name], use_pandas_metadata=False)
             if self.kind == "csv":
@@ -48,6 +51,31 @@ class _File:
             return table.to_pandas(split_blocks=True, self_destruct=True)[name]
         except Exception as exc:  # classified as read_frame does: bad content is bad input
             raise storage_error(self.uri, f"read column {name!r} as {self.kind}", exc) from exc
+
+    def _plain_number(self, name: str) -> np.dtype | None:
+        """The numpy dtype of an integer or float column pandas reads as one (not as a nullable Int64)."""
+        kind = self.parquet.schema_arrow.field(name).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            return None
+        columns = (self.parquet.schema_arrow.pandas_metadata or {}).get("columns", [])
+        written = next((column.get("numpy_type") for column in columns if column.get("name") == name), None)
+        dtype = np.dtype(kind.to_pandas_dtype())
+        return dtype if written in (None, str(dtype)) else None
+
+    def _numbers(self, name: str, dtype: np.dtype) -> np.ndarray:
+        """A number column read a row group at a time into one array: converting the whole Arrow column at
+        once would hold it twice. With gaps, integers become floats, as pandas makes them."""
+        values = np.empty(self.num_rows, dtype=dtype)
+        start = 0
+        for group in range(self.parquet.num_row_groups):
+            with self.lock:
+                chunks = self.parquet.read_row_group(group, columns=[name], use_pandas_metadata=False).column(0)
+            for chunk in chunks.chunks:
+                if chunk.null_count and values.dtype.kind in "iu":
+                    values = values.astype(np.float64)
+                values[start : start + len(chunk)] = chunk.to_numpy(zero_copy_only=False)
+                start += len(chunk)
+        return values
 
 
 class ColumnTable:

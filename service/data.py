@@ -138,26 +138,6 @@ def _unite_categories(frames: list[pd.DataFrame]) -> None:
                 frame[name] = frame[name].cat.set_categories(categories)
 
 
-def parquet_columns(uris: list[str]) -> list[str] | None:
-    """The column names of a window of parquet files, from their schemas (no data read): those of the
-    first file, or None when a file is not parquet or the files disagree (reading them says how)."""
-    import pyarrow.parquet as pq
-
-    if not uris or any(_format_of(uri) != "parquet" for uri in uris):
-        return None
-    names: list[list[str]] = []
-    for uri in uris:
-        try:
-            with fsspec.open(uri, "rb") as handle:
-                schema = pq.read_schema(handle)
-        except Exception as exc:  # classified as read_frame does
-            raise storage_error(uri, "read as parquet", exc) from exc
-        # A frame's index stored by pandas is read back as the index, not as a column.
-        index = {name for name in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(name, str)}
-        names.append([name for name in schema.names if name not in index])
-    return names[0] if all(other == names[0] for other in names) else None
-
-
 def write_frame(frame: pd.DataFrame, uri: str) -> None:
     kind = _format_of(uri)
     try:

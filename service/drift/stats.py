@@ -73,7 +73,9 @@ class ColumnSide:
         return self.values
 
 
-def prepare(series: pd.Series, numeric: bool) -> ColumnSide:
+def prepare(series: pd.Series, numeric: bool, *, owned: bool = False) -> ColumnSide:
+    """``owned``: the caller is done with ``series`` (a column read for this check alone), so a column of
+    finite floats is sorted where it is rather than copied first: a long column is not held twice."""
     if not numeric:
         # Object strings or a Categorical's codes: either way only the counts of the values that occur.
         counts = value_counts(series)
@@ -83,7 +85,11 @@ def prepare(series: pd.Series, numeric: bool) -> ColumnSide:
         values = series.to_numpy()
     else:
         values = series.to_numpy(dtype="float64", na_value=np.nan)
-    values = values[np.isfinite(values)]
+    finite = np.isfinite(values)
+    if owned and values.flags.writeable and finite.all():
+        del finite
+    else:
+        values = values[finite]
     values.sort()
     n_distinct = int(np.count_nonzero(values[1:] != values[:-1])) + 1 if values.size else 0
     return ColumnSide(int(values.size), numeric, n_distinct, values)
