@@ -155,7 +155,11 @@ def write_frame(frame: pd.DataFrame, uri: str) -> None:
 
 
 def frame_hash(frame: pd.DataFrame) -> str:
-    """A content hash that ignores the file format: the same rows and columns hash the same."""
+    """A content hash that ignores the file format: the same rows and columns hash the same.
+
+    ``service.column_check.StreamedHash`` computes this same hash a column at a time, as a batch is read;
+    the monitor's records and the training lineage (train_hash, holdout_hash) hold it: change both
+    together, and batches recorded under the old hash would be read and checked once more."""
     digest = hashlib.sha256()
     digest.update("\x1f".join(map(str, frame.columns)).encode())
     digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
