@@ -1,24 +1,29 @@
 """Ad-hoc drift check of two files, with no model config: what ``driftloop drift`` runs.
 
-Parquet files are checked a few columns at a time: each group of columns is read from both sides, its
-contract drawn and checked, its drift tests run, and then let go of, so memory holds a few columns, not
-two whole tables. Other files (csv), and a check asked to draw its report, read both tables whole.
+Both sides are read a column at a time (``service.columns``; a csv file is streamed once into a spill):
+for each column the reference's spec is drawn, the batch's column checked against it, both sides prepared
+and tested, and then let go of, so memory holds a column per thread, not two whole tables. A check asked
+to draw its report, or run by Evidently's engine, reads both tables whole (Evidently takes frames).
 """
 
 from __future__ import annotations
 
-import os
-
+from service.column_check import each_column
+from service.column_rules import Findings, column_findings, infinite_problems, ordered_problems
+from service.columns import ColumnTable
 from service.contracts import (
     ColumnSpec,
     DataContract,
-    column_set_problems,
+    column_spec,
     conform,
+    conform_column,
     contract_for_columns,
+    schema_problems,
     validate_batch,
 )
-from service.data import list_batches, parquet_columns, read_window
-from service.drift.check import check_drift
+from service.data import list_batches, read_window
+from service.drift import stats as drift_stats
+from service.drift.check import check_drift, checks_by_column, column_verdict
 from service.drift.result import ColumnDrift, DriftResult
 from service.errors import ContractViolation
 from service.settings import DriftSection
@@ -30,10 +35,13 @@ def check_files(
     """Compare every column but ``ignore``; column kinds are taken from the reference. ``with_report``
     draws Evidently's HTML report into the result (it imports Evidently: seconds)."""
     references, currents = list_batches(reference_uri), list_batches(current_uri)
-    names, current_names = parquet_columns(references), parquet_columns(currents)
-    if with_report or names is None or current_names is None:
+    if with_report or not checks_by_column(settings):
         return _check_tables(references, currents, reference_uri, current_uri, ignore, settings, with_report)
-    return _check_by_columns(references, currents, names, current_names, (reference_uri, current_uri), ignore, settings)
+    with ColumnTable(references) as reference:
+        if problems := _reference_problems(reference, ignore):  # from its schema: the batch is not read
+            raise ContractViolation(reference_uri, problems)
+        with ColumnTable(currents) as current:
+            return _check_by_columns(reference, current, (reference_uri, current_uri), ignore, settings)
 
 
 def _check_tables(
@@ -60,58 +68,52 @@ def _check_tables(
     )
 
 
+def _reference_problems(reference: ColumnTable, ignore: list[str]) -> list[str]:
+    # As contract_for_columns says them of a whole frame.
+    if missing := [name for name in ignore if name not in reference.names]:
+        return [f"column {name!r} given to --ignore is missing" for name in missing]
+    return [] if reference.num_rows else ["has no rows: expected reference data"]
+
+
 def _check_by_columns(
-    references: list[str],
-    currents: list[str],
-    names: list[str],
-    current_names: list[str],
-    sources: tuple[str, str],
-    ignore: list[str],
-    settings: DriftSection,
+    reference: ColumnTable, current: ColumnTable, sources: tuple[str, str], ignore: list[str], settings: DriftSection
 ) -> DriftResult:
     reference_uri, current_uri = sources
-    if missing := [name for name in ignore if name not in names]:
-        raise ContractViolation(reference_uri, [f"column {name!r} given to --ignore is missing" for name in missing])
-    checked_names = [name for name in names if name not in ignore]
-    # The column sets are compared from the schemas, before any data is read; only names matter here.
-    by_name = DataContract(tuple(ColumnSpec(name, "numeric") for name in checked_names), None, tuple(ignore), 1, 1.0)
-    if problems := column_set_problems(current_names, by_name, require_target=False):
+    names = [name for name in reference.names if name not in ignore]
+    # The column sets and the batch's rows are compared from the schemas, before any data is read.
+    by_name = DataContract(tuple(ColumnSpec(name, "numeric") for name in names), None, tuple(ignore), 1, 1.0)
+    problems, _ = schema_problems(current.names, current.num_rows, by_name, require_target=False)
+    if problems:
         raise ContractViolation(current_uri, problems)
-    problems_of: dict[str, list[str]] = {reference_uri: [], current_uri: []}
-    checked: list[ColumnDrift] = []
-    numerical: list[str] = []
-    rows = (0, 0)
-    # As many columns at a time as check_drift tests side by side: one per core.
-    size = os.cpu_count() or 1
-    for group in (checked_names[start : start + size] for start in range(0, len(checked_names), size)):
-        reference = read_window(references, categories=True, columns=group)
-        try:
-            contract = contract_for_columns(reference, [], reference_uri)
-        except ContractViolation as exc:
-            problems_of[reference_uri] += exc.problems
-            continue
-        if problems_of[reference_uri]:
-            continue  # the reference is refused: the batch is not read (as a whole-table check does)
-        current = read_window(currents, categories=True, columns=group)
-        try:
-            validate_batch(current, contract, current_uri, require_target=False)
-        except ContractViolation as exc:
-            problems_of[current_uri] += exc.problems
-            continue
-        result = check_drift(
-            conform(reference, contract),
-            conform(current, contract),
-            numerical=contract.numerical,
-            categorical=contract.categorical,
-            settings=settings,
-        )
-        checked += result.columns
-        numerical += contract.numerical
-        rows = (result.n_reference, result.n_current)
-        del reference, current  # before the next group is read, not after
-    for source, problems in problems_of.items():
-        if problems:  # a problem of the whole file (no rows) is found once per group: say it once
-            raise ContractViolation(source, list(dict.fromkeys(problems)))
+
+    def visit(_: int, name: str) -> tuple[list[str], Findings, ColumnDrift | None, ColumnSpec]:
+        column = reference.column(name)
+        spec = column_spec(column, name)
+        if refused := infinite_problems(column, name):
+            return refused, ([], [], []), None, spec
+        reference_side = drift_stats.prepare(conform_column(column, spec.kind), spec.kind == "numeric", owned=True)
+        del column  # before the batch's column is read: the prepared side is what the test needs
+        column = current.column(name)
+        findings = column_findings(column, name, _contract((spec,), ignore), require_target=False)
+        if any(findings):
+            return [], findings, None, spec
+        side = drift_stats.prepare(conform_column(column, spec.kind), spec.kind == "numeric", owned=True)
+        del column
+        return [], findings, column_verdict(name, reference_side, side, settings), spec
+
+    outcomes = each_column(names, visit)
+    if problems := [problem for refused, *_ in outcomes for problem in refused]:
+        raise ContractViolation(reference_uri, problems)
+    contract = _contract(tuple(spec for *_, spec in outcomes), ignore)
+    findings = {spec.name: found for _, found, _, spec in outcomes}
+    if problems := ordered_problems(findings, contract, require_target=False):
+        raise ContractViolation(current_uri, problems)
     # Numerical columns first, then categorical ones, as a check of the whole tables lists them.
-    ordered = sorted(checked, key=lambda column: column.column not in numerical)
-    return DriftResult.of_columns(tuple(ordered), settings.drift_share, *rows)
+    verdicts = {spec.name: verdict for _, _, verdict, spec in outcomes}
+    checked = tuple(verdicts[name] for name in [*contract.numerical, *contract.categorical])
+    return DriftResult.of_columns(checked, settings.drift_share, reference.num_rows, current.num_rows)  # type: ignore[arg-type]
+
+
+def _contract(specs: tuple[ColumnSpec, ...], ignore: list[str]) -> DataContract:
+    # Two arbitrary files: any new category or value range is the drift the check is asked about.
+    return DataContract(specs, None, tuple(ignore), 1, 1.0, max_out_of_range_share=1.0)

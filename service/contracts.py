@@ -10,16 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 import pandas as pd
-from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from service import categorical
+from service.column_rules import (
+    column_findings,
+    finite_values,
+    infinite_problems,
+    kind_of,
+    missing_target_problems,
+    ordered_problems,
+)
 from service.errors import ContractViolation
 from service.settings import Config
 
 ColumnKind = Literal["numeric", "categorical"]
-_EXAMPLES = 3
 
 
 @dataclass(frozen=True)
@@ -56,34 +61,18 @@ class DataContract:
         return [spec.name for spec in self.features if spec.kind == "categorical"]
 
 
-def _kind_of(series: pd.Series) -> ColumnKind:
-    return "numeric" if is_numeric_dtype(series) and not is_bool_dtype(series) else "categorical"
-
-
-def _finite(series: pd.Series) -> np.ndarray:
-    values = series.to_numpy(dtype="float64", na_value=np.nan)
-    return values[np.isfinite(values)]
-
-
-def _spec(series: pd.Series, name: str) -> ColumnSpec:
-    if _kind_of(series) == "categorical":
+def column_spec(series: pd.Series, name: str) -> ColumnSpec:
+    """A feature's spec drawn from the reference's column: its kind, its categories or finite range."""
+    if kind_of(series) == "categorical":
         return ColumnSpec(name, "categorical", categorical.distinct_strings(series))
-    finite = _finite(series)
+    finite = finite_values(series)
     if finite.size == 0:
         return ColumnSpec(name, "numeric")
     return ColumnSpec(name, "numeric", minimum=float(finite.min()), maximum=float(finite.max()))
 
 
 def _infinite_problems(frame: pd.DataFrame, names: list[str]) -> list[str]:
-    """±inf is bad input, never drift: Evidently's report and scikit-learn's estimators fail on it."""
-    problems = []
-    for name in names:
-        if _kind_of(frame[name]) != "numeric":
-            continue
-        count = int(np.isinf(frame[name].to_numpy(dtype="float64", na_value=np.nan)).sum())
-        if count:
-            problems.append(f"column {name!r} has {count} infinite values: expected finite numbers")
-    return problems
+    return [problem for name in names for problem in infinite_problems(frame[name], name)]
 
 
 def contract_from_reference(reference: pd.DataFrame, config: Config, source: str) -> DataContract:
@@ -104,7 +93,7 @@ def contract_from_reference(reference: pd.DataFrame, config: Config, source: str
     if problems := _infinite_problems(reference, names):
         raise ContractViolation(source, problems)
     return DataContract(
-        features=tuple(_spec(reference[name], name) for name in names),
+        features=tuple(column_spec(reference[name], name) for name in names),
         target=model.target,
         ignore=tuple(model.ignore),
         min_rows=config.contract.min_rows,
@@ -126,56 +115,13 @@ def contract_for_columns(reference: pd.DataFrame, ignore: list[str], source: str
         raise ContractViolation(source, problems)
     # Two arbitrary files: any new category or value range is the drift the check is asked about.
     return DataContract(
-        tuple(_spec(reference[name], name) for name in names), None, tuple(ignore), 1, 1.0, max_out_of_range_share=1.0
+        tuple(column_spec(reference[name], name) for name in names),
+        None,
+        tuple(ignore),
+        1,
+        1.0,
+        max_out_of_range_share=1.0,
     )
-
-
-def _accepted_range(spec: ColumnSpec, contract: DataContract) -> tuple[float, float]:
-    lowest = -np.inf if spec.minimum is None else spec.minimum
-    highest = np.inf if spec.maximum is None else spec.maximum
-    margin = (highest - lowest) * contract.range_margin if np.isfinite(highest - lowest) else 0.0
-    return lowest - margin, highest + margin
-
-
-def _range_problems(values: pd.Series, spec: ColumnSpec, contract: DataContract) -> list[str]:
-    finite = _finite(values)
-    low, high = _accepted_range(spec, contract)
-    outside = finite[(finite < low) | (finite > high)]
-    share = outside.size / finite.size if finite.size else 0.0
-    if share <= contract.max_out_of_range_share:
-        return []
-    examples = list(dict.fromkeys(outside.tolist()))[:_EXAMPLES]
-    return [
-        (
-            f"column {spec.name!r} has {share:.1%} values outside [{low:g}, {high:g}] (the reference's range "
-            f"[{spec.minimum:g}, {spec.maximum:g}] widened by {contract.range_margin:.0%} of its width; "
-            f"e.g. {examples}): expected at most {contract.max_out_of_range_share:.1%}"
-        )
-    ]
-
-
-def _column_problems(series: pd.Series, spec: ColumnSpec, contract: DataContract) -> list[str]:
-    values = series.dropna()
-    if values.empty:
-        return [f"column {spec.name!r} is entirely null: expected {spec.kind} values"]
-    if spec.kind == "numeric":
-        if _kind_of(series) != "numeric":
-            distinct = pd.Series(sorted(categorical.distinct_strings(values)))
-            bad = distinct[pd.to_numeric(distinct, errors="coerce").isna()].tolist()[:_EXAMPLES]
-            dtype = categorical.value_dtype(series)
-            return [(f"column {spec.name!r} has dtype {dtype}: expected numeric values (found e.g. {bad})")]
-        return _range_problems(values, spec, contract)
-    n_unseen, unseen = categorical.unseen(values, spec.categories)
-    share = n_unseen / len(values)
-    if share > contract.max_unseen_category_share:
-        examples = unseen[:_EXAMPLES]
-        return [
-            (
-                f"column {spec.name!r} has {share:.1%} values not seen in the reference (e.g. {examples}): "
-                f"expected at most {contract.max_unseen_category_share:.1%}"
-            )
-        ]
-    return []
 
 
 def column_set_problems(columns: list[str], contract: DataContract, *, require_target: bool) -> list[str]:
@@ -192,35 +138,25 @@ def column_set_problems(columns: list[str], contract: DataContract, *, require_t
 
 def validate_batch(frame: pd.DataFrame, contract: DataContract, source: str, *, require_target: bool) -> None:
     """Raise ``ContractViolation`` listing every way ``frame`` breaks the contract."""
-    problems = column_set_problems(list(frame.columns), contract, require_target=require_target)
-    if len(frame) < contract.min_rows:
-        problems.append(f"has {len(frame)} rows: expected at least {contract.min_rows}")
-    elif not problems:
-        for spec in contract.features:
-            problems += _column_problems(frame[spec.name], spec, contract)
-        labels = [contract.target] if require_target and contract.target else []
-        problems += _infinite_problems(frame, contract.numerical + labels)
-        if labels:
-            problems += _missing_target_problems(frame, contract)
-    if problems:
+    problems, names = schema_problems(list(frame.columns), len(frame), contract, require_target=require_target)
+    findings = {name: column_findings(frame[name], name, contract, require_target=require_target) for name in names}
+    if problems := problems or ordered_problems(findings, contract, require_target=require_target):
         raise ContractViolation(source, problems)
 
 
-def _missing_target_problems(frame: pd.DataFrame, contract: DataContract) -> list[str]:
-    missing = frame[contract.target].isna()
-    if missing.empty:
-        return []
-    if missing.all():
-        return [f"column {contract.target!r} (the target) is entirely null"]
-    share = float(missing.mean())
-    if share <= contract.max_missing_target_share:
-        return []
-    return [
-        (
-            f"column {contract.target!r} (the target) is missing in {share:.1%} of rows ({int(missing.sum())} of "
-            f"{len(frame)}): expected at most {contract.max_missing_target_share:.1%}"
-        )
-    ]
+# A batch is validated from its column names and row count first (a file's schema holds both), then
+# column by column (``column_findings``), so a batch read a column at a time is checked as a whole frame is.
+
+
+def schema_problems(
+    columns: list[str], rows: int, contract: DataContract, *, require_target: bool
+) -> tuple[list[str], list[str]]:
+    """The problems of the column set and row count; with none, the columns to check one by one."""
+    problems = column_set_problems(columns, contract, require_target=require_target)
+    if rows < contract.min_rows:
+        problems.append(f"has {rows} rows: expected at least {contract.min_rows}")
+    labels = [contract.target] if require_target and contract.target else []
+    return problems, [] if problems else list(dict.fromkeys([*contract.feature_names, *labels]))
 
 
 def drop_unlabelled(frame: pd.DataFrame, contract: DataContract, source: str) -> tuple[pd.DataFrame, int]:
@@ -233,7 +169,7 @@ def drop_unlabelled(frame: pd.DataFrame, contract: DataContract, source: str) ->
         raise ContractViolation(source, ["has no target in its contract: expected a model's contract"])
     if contract.target not in frame.columns:
         raise ContractViolation(source, [f"column {contract.target!r} (the target) is missing"])
-    if problems := _missing_target_problems(frame, contract):
+    if problems := missing_target_problems(frame[contract.target], contract):
         raise ContractViolation(source, problems)
     labelled = frame[frame[contract.target].notna()].reset_index(drop=True)
     return labelled, len(frame) - len(labelled)
@@ -245,10 +181,12 @@ def conform(frame: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
     column to a frame copies it: the frame is built from its columns instead)."""
     columns = {name: frame[name] for name in frame.columns}
     for spec in contract.features:
-        column = columns[spec.name]
-        numeric = spec.kind == "numeric"
-        columns[spec.name] = column.astype("float64", copy=False) if numeric else categorical.as_strings(column)
+        columns[spec.name] = conform_column(columns[spec.name], spec.kind)
     return pd.DataFrame(columns, copy=False)
+
+
+def conform_column(column: pd.Series, kind: ColumnKind) -> pd.Series:
+    return column.astype("float64", copy=False) if kind == "numeric" else categorical.as_strings(column)
 
 
 def _spec_to_dict(spec: ColumnSpec) -> dict[str, object]:

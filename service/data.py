@@ -138,26 +138,6 @@ def _unite_categories(frames: list[pd.DataFrame]) -> None:
                 frame[name] = frame[name].cat.set_categories(categories)
 
 
-def parquet_columns(uris: list[str]) -> list[str] | None:
-    """The column names of a window of parquet files, from their schemas (no data read): those of the
-    first file, or None when a file is not parquet or the files disagree (reading them says how)."""
-    import pyarrow.parquet as pq
-
-    if not uris or any(_format_of(uri) != "parquet" for uri in uris):
-        return None
-    names: list[list[str]] = []
-    for uri in uris:
-        try:
-            with fsspec.open(uri, "rb") as handle:
-                schema = pq.read_schema(handle)
-        except Exception as exc:  # classified as read_frame does
-            raise storage_error(uri, "read as parquet", exc) from exc
-        # A frame's index stored by pandas is read back as the index, not as a column.
-        index = {name for name in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(name, str)}
-        names.append([name for name in schema.names if name not in index])
-    return names[0] if all(other == names[0] for other in names) else None
-
-
 def write_frame(frame: pd.DataFrame, uri: str) -> None:
     kind = _format_of(uri)
     try:
@@ -175,7 +155,11 @@ def write_frame(frame: pd.DataFrame, uri: str) -> None:
 
 
 def frame_hash(frame: pd.DataFrame) -> str:
-    """A content hash that ignores the file format: the same rows and columns hash the same."""
+    """A content hash that ignores the file format: the same rows and columns hash the same.
+
+    ``service.column_check.StreamedHash`` computes this same hash a column at a time, as a batch is read;
+    the monitor's records and the training lineage (train_hash, holdout_hash) hold it: change both
+    together, and batches recorded under the old hash would be read and checked once more."""
     digest = hashlib.sha256()
     digest.update("\x1f".join(map(str, frame.columns)).encode())
     digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())

@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import pandas as pd
 
+from service import column_check
 from service.checks import log_drift_check, log_quarantine
 from service.contracts import (
     DataContract,
@@ -21,7 +22,7 @@ from service.contracts import (
     validate_batch,
 )
 from service.data import fingerprint, frame_hash, list_batches, read_frame, read_window
-from service.drift.check import ReferenceProfile, check_drift, profile_reference
+from service.drift.check import ReferenceProfile, check_drift, checks_by_column, profile_reference
 from service.drift.result import DriftResult
 from service.errors import ContractViolation, DataSourceError
 from service.progress import step
@@ -70,10 +71,10 @@ class BatchVerdict:
 
 @dataclass(frozen=True)
 class NewBatch:
-    """A batch seen for the first time (or with new content): read, valid, to be checked."""
+    """A batch seen for the first time (or with new content): read once, valid, checked, to be recorded."""
 
     uri: str
-    frame: pd.DataFrame = field(repr=False)
+    result: DriftResult = field(repr=False)
     batch_hash: str
     fingerprint: str
 
@@ -124,27 +125,41 @@ def config_changes(config: Config, contract: DataContract) -> list[str]:
 
 
 def read_batch(uri: str, contract: DataContract) -> tuple[pd.DataFrame, str]:
-    """Read and validate a batch (labels included); return it conformed to the contract, and its hash.
-
-    Its strings are read as categories; the hash is the same as of object strings (pandas hashes a
-    Categorical's values, not its codes), so a batch seen before is still recognised."""
+    """Read and validate a whole batch (labels included), for Evidently's engine; return it conformed to the
+    contract, and its hash (of its strings read as categories: the same as of object strings)."""
     frame = read_frame(uri, categories=True)
     validate_batch(frame, contract, uri, require_target=True)
     return conform(frame, contract), frame_hash(frame)
 
 
-def run_drift_check(reference: Reference, batch: pd.DataFrame, config: Config) -> DriftResult:
-    """The verdict alone: its report is drawn once the verdict is recorded (service.reports)."""
+def check_batch(reference: Reference, uri: str, config: Config) -> tuple[DriftResult, str]:
+    """Read the batch once, a column at a time: validated, hashed and checked against the reference's
+    prepared sides (``service.column_check``), so memory holds a few columns, not the batch. Evidently's
+    engine takes whole frames: the batch is then read whole. The verdict alone: its report is drawn once
+    the verdict is recorded (service.reports)."""
     columns = config.drift.columns or reference.contract.feature_names
-    return check_drift(
+    numerical = [name for name in reference.contract.numerical if name in columns]
+    categorical = [name for name in reference.contract.categorical if name in columns]
+    if checks_by_column(config.drift):
+        n_reference = len(reference.frame)
+        tested = (numerical, categorical)
+        return column_check.check_batch(uri, reference.contract, reference.profile, tested, config.drift, n_reference)
+    frame, batch_hash = read_batch(uri, reference.contract)
+    result = check_drift(
         reference.frame,
-        batch,
-        numerical=[name for name in reference.contract.numerical if name in columns],
-        categorical=[name for name in reference.contract.categorical if name in columns],
+        frame,
+        numerical=numerical,
+        categorical=categorical,
         settings=config.drift,
         profile=reference.profile,
-        with_report=False,
     )
+    return result, batch_hash
+
+
+def run_drift_check(reference: Reference, batch: NewBatch, config: Config) -> DriftResult:
+    """The verdict of a new batch: computed by :func:`examine` in the same read that validated and hashed
+    it (a second read of a large batch would cost as much as the check)."""
+    return batch.result
 
 
 def should_retrain(history: list[bool], debounce: DebounceSection) -> tuple[bool, str]:
@@ -197,8 +212,11 @@ def examine(
     if known is not None and known.fingerprint == stamp:
         return _known_verdict(known)
     step("checking %s against the champion's training data", _names([uri]))
+    # The reference is read first, outside the batch's blame: a reference that cannot be read is no
+    # reason to quarantine the batch.
+    reference.profile  # noqa: B018
     try:
-        frame, batch_hash = read_batch(uri, reference.contract)
+        result, batch_hash = check_batch(reference, uri, registry.config)
     except BAD_BATCH as exc:
         cause = str(exc)
         run_id = log_quarantine(
@@ -208,7 +226,7 @@ def examine(
     previous = records.check_of(batch_hash)
     if previous is not None:  # the same content under another name or stamp
         return _verdict(previous, None, already_checked=True, retrain=False, reason="already checked")
-    return NewBatch(uri, frame, batch_hash, stamp)
+    return NewBatch(uri, result, batch_hash, stamp)
 
 
 def known_verdicts(records: MonitorRecords, uris: list[str]) -> dict[str, BatchVerdict]:

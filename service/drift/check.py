@@ -51,7 +51,7 @@ def check_drift(
     if not columns or len(set(columns)) != len(columns):
         raise ValueError(f"need distinct columns to check: numerical={numerical}, categorical={categorical}")
     check_stattest_fits(settings.stattest, numerical, categorical)
-    if settings.engine == "evidently" or not drift_stats.supports(settings.stattest):
+    if not checks_by_column(settings):
         from service.drift.evidently_engine import evidently_check
 
         return evidently_check(reference, current, numerical=numerical, categorical=categorical, settings=settings)
@@ -60,14 +60,7 @@ def check_drift(
         numeric = name in numerical
         # Without a profile, the reference side is prepared here and dropped with the column.
         reference_side = profile[name] if profile else drift_stats.prepare(reference[name], numeric)
-        side = drift_stats.prepare(current[name], numeric)
-        try:
-            test, score, threshold, drifted = drift_stats.column_test(
-                reference_side, side, settings.stattest, settings.stattest_threshold
-            )
-        except ValueError as exc:
-            raise ValueError(f"column {name!r}: {exc}") from None
-        return ColumnDrift(name, test.display_name, score, threshold, drifted)
+        return column_verdict(name, reference_side, drift_stats.prepare(current[name], numeric), settings)
 
     # numpy's sorts and merges release the GIL: columns are checked side by side on every core.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -77,3 +70,23 @@ def check_drift(
         return result
     html = sampled_report(reference, current, numerical, categorical, settings, result.verdict_line())
     return replace(result, html=html)
+
+
+def column_verdict(
+    name: str, reference: drift_stats.ColumnSide, current: drift_stats.ColumnSide, settings: DriftSection
+) -> ColumnDrift:
+    """One column's verdict from its two prepared sides: what a check of whole frames and a check reading a
+    column at a time (``service.column_check``) both compute."""
+    try:
+        test, score, threshold, drifted = drift_stats.column_test(
+            reference, current, settings.stattest, settings.stattest_threshold
+        )
+    except ValueError as exc:
+        raise ValueError(f"column {name!r}: {exc}") from None
+    return ColumnDrift(name, test.display_name, score, threshold, drifted)
+
+
+def checks_by_column(settings: DriftSection) -> bool:
+    """Whether a check can read its data a column at a time: the fast engine's own statistics need one
+    column's prepared sides; Evidently's engine (and a stattest only it has) takes whole frames."""
+    return settings.engine != "evidently" and drift_stats.supports(settings.stattest)

@@ -10,6 +10,7 @@ batch. Tests compare these verdicts with Evidently's on generated scenarios.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -72,7 +73,9 @@ class ColumnSide:
         return self.values
 
 
-def prepare(series: pd.Series, numeric: bool) -> ColumnSide:
+def prepare(series: pd.Series, numeric: bool, *, owned: bool = False) -> ColumnSide:
+    """``owned``: the caller is done with ``series`` (a column read for this check alone), so a column of
+    finite floats is sorted where it is rather than copied first: a long column is not held twice."""
     if not numeric:
         # Object strings or a Categorical's codes: either way only the counts of the values that occur.
         counts = value_counts(series)
@@ -82,7 +85,11 @@ def prepare(series: pd.Series, numeric: bool) -> ColumnSide:
         values = series.to_numpy()
     else:
         values = series.to_numpy(dtype="float64", na_value=np.nan)
-    values = values[np.isfinite(values)]
+    finite = np.isfinite(values)
+    if owned and values.flags.writeable and finite.all():
+        del finite
+    else:
+        values = values[finite]
     values.sort()
     n_distinct = int(np.count_nonzero(values[1:] != values[:-1])) + 1 if values.size else 0
     return ColumnSide(int(values.size), numeric, n_distinct, values)
@@ -118,25 +125,49 @@ _CHUNK = 1 << 16
 
 
 def _wasserstein_normed(reference: ColumnSide, current: ColumnSide) -> float:
-    # W1 = integral of |F_ref - F_cur| over the merged support (scipy's formula). Both sides are sorted,
-    # so a stable sort of their concatenation is one linear merge (timsort finds the two runs). At the
-    # i-th support point the reference's empirical CDF counts its values <= that point (a binary search
-    # over sorted points, which numpy narrows from the previous one), and the current's counts the rest
-    # of the first i + 1 points. That holds at the last of tied values; before it the gap to the next
-    # value is 0, so those terms vanish, as in scipy. The sums run in chunks, so beside the support only
-    # small temporaries exist on a long column.
+    # W1 = integral of |F_ref - F_cur| over the merged support (scipy's formula). At the i-th support
+    # point the reference's empirical CDF counts its values <= that point (a binary search over sorted
+    # points), and the current's counts the rest of the first i + 1 points. That holds at the last of tied
+    # values; before it the gap to the next value is 0, so those terms vanish, as in scipy. The support
+    # (both sorted sides merged) is never built whole: it would be as long as both columns together.
+    # Each chunk of it is merged from the two sides where the chunk starts (_merged_chunk), so the sums
+    # run over the same chunks in the same order as over a concatenated support: the same score to the bit.
     ref, cur = reference.sorted_values, current.sorted_values
-    support = np.concatenate([ref, cur])
-    support.sort(kind="stable")
+    size = ref.size + cur.size
     total = 0.0
-    for start in range(0, support.size - 1, _CHUNK):
-        stop = min(start + _CHUNK, support.size - 1)
-        points = support[start:stop]
+    for start in range(0, size - 1, _CHUNK):
+        stop = min(start + _CHUNK, size - 1)
+        support = _merged_chunk(ref, cur, start, stop + 1 - start)
+        points = support[:-1]
         ref_seen = np.searchsorted(ref, points, side="right")
         cur_seen = np.arange(start + 1, stop + 1) - ref_seen
-        gaps = support[start + 1 : stop + 1] - points
+        gaps = support[1:] - points
         total += float(np.sum(np.abs(ref_seen / ref.size - cur_seen / cur.size) * gaps))
     return total / max(float(np.std(ref)), 0.001)
+
+
+def _merged_chunk(ref: np.ndarray, cur: np.ndarray, start: int, length: int) -> np.ndarray:
+    """Points ``start`` to ``start + length`` of the merge of two sorted arrays, without merging the rest.
+
+    In the merge (reference first among equal values) ``ref[i]`` lands at ``i`` plus the number of current
+    values below it; the first ``start`` points hold the reference values that land before ``start`` and
+    the current values before them. A binary search over ``i`` finds that split."""
+    taken = bisect.bisect_left(range(ref.size), start, key=lambda i: i + int(np.searchsorted(cur, ref[i])))
+    rest = start - taken
+    piece = np.concatenate([ref[taken : taken + length], cur[rest : rest + length]])
+    piece.sort(kind="stable")
+    return piece[:length]
+
+
+def _sturges_edges(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """``np.histogram_bin_edges(np.concatenate([reference, current]), bins="sturges")`` without the
+    concatenation (two sorted columns): Sturges' bins depend only on the extremes and the count, and
+    numpy's equal-width edges for that many bins over that range are the same array."""
+    lowest = min(reference[0], current[0])
+    highest = max(reference[-1], current[-1])
+    width = (highest - lowest) / (np.log2(reference.size + current.size) + 1.0)
+    bins = int(np.ceil((highest - lowest) / width)) if width else 1
+    return np.histogram_bin_edges(np.array([lowest, highest]), bins=bins, range=(lowest, highest))
 
 
 def _binned_percents(reference: ColumnSide, current: ColumnSide, fill_zeroes: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +175,7 @@ def _binned_percents(reference: ColumnSide, current: ColumnSide, fill_zeroes: bo
     share of each distinct value; zeroes replaced by a tiny share where a log needs it."""
     if reference.numeric and reference.n_distinct > 20:
         ref_values, cur_values = reference.sorted_values, current.sorted_values
-        bins = np.histogram_bin_edges(np.concatenate([ref_values, cur_values]), bins="sturges")
+        bins = _sturges_edges(ref_values, cur_values)
         ref = np.histogram(ref_values, bins)[0] / reference.size
         cur = np.histogram(cur_values, bins)[0] / current.size
     else:

@@ -84,3 +84,25 @@ def test_drift_with_report_writes_evidentlys_report_and_the_same_verdict(
     drawn, plain = json.loads(with_report.stdout), json.loads(without.stdout)
     assert drawn.pop("report") == str(report) and plain.pop("report") is None
     assert drawn == plain
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_drift_exits_2_naming_the_file_and_the_column_with_bad_values(
+    files: tuple[str, str], tmp_path: Path, suffix: str
+) -> None:
+    # given a batch, as csv or parquet, whose numeric column holds text and whose other numeric column
+    # holds infinite values
+    reference, _ = files
+    bad = frame(2000, seed=2, drift=0.0).astype({"age": str})
+    bad.loc[:2, "age"] = "unknown"
+    bad.loc[:4, "amount"] = np.inf
+    current = tmp_path / f"current{suffix}"
+    bad.to_parquet(current, index=False) if suffix == ".parquet" else bad.to_csv(current, index=False)
+    # when checked (a column at a time)
+    result = run("--reference", reference, "--current", str(current), cwd=tmp_path)
+    # then it exits 2 with one message naming the file and both columns, and no traceback
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = "\n".join(line for line in result.stderr.splitlines() if not line.startswith("import time:"))
+    assert str(current) in errors and "Traceback" not in errors
+    assert "column 'age' has dtype object: expected numeric values (found e.g. ['unknown'])" in errors
+    assert "column 'amount' has 5 infinite values" in errors

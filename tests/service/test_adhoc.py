@@ -1,9 +1,8 @@
-"""The ad-hoc check of two files (``driftloop drift``): parquet files are checked a few columns at a time,
+"""The ad-hoc check of two files (``driftloop drift``): files are checked a column at a time,
 with the verdicts, errors and refusals of a check of the whole tables."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pandas as pd
 import pytest
 
 import service.adhoc as adhoc
+import service.columns as columns
 from service.errors import ContractViolation
 from service.settings import DriftSection
 
@@ -62,26 +62,24 @@ def test_parquet_files_checked_by_columns_give_the_whole_table_verdicts(
     assert by_columns.dataset_drift is (drift > 0) and by_columns.html == ""
 
 
-def test_parquet_files_are_read_a_few_columns_at_a_time(
+def test_parquet_files_are_read_a_column_at_a_time(
     reference: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # given a batch as parquet, and a record of every read
+    # given a batch as parquet, and a record of every read: of whole tables, and of columns
     current = write(table(3000, seed=2), tmp_path / "current.parquet")
-    reads: list[list[str] | None] = []
-    read_window = adhoc.read_window
+    monkeypatch.setattr(adhoc, "read_window", lambda *args, **kwargs: pytest.fail("a whole table was read"))
+    reads: list[str] = []
+    read_column = columns._File.column
 
-    def recording(uris: list[str], **kwargs: object) -> pd.DataFrame:
-        reads.append(kwargs.get("columns"))  # type: ignore[arg-type]
-        return read_window(uris, **kwargs)  # type: ignore[arg-type]
+    def recording(self: columns._File, name: str) -> pd.Series:
+        reads.append(name)
+        return read_column(self, name)
 
-    monkeypatch.setattr(adhoc, "read_window", recording)
+    monkeypatch.setattr(columns._File, "column", recording)
     # when checked
     adhoc.check_files(reference, current, ["id"], DriftSection())
-    # then no read asked for the whole table, or for more columns than there are cores
-    assert reads and all(columns is not None and 0 < len(columns) <= (os.cpu_count() or 1) for columns in reads)
-    assert sorted({name for columns in reads for name in columns or []}) == sorted(
-        ["normal", "skewed", "few", "steady", "city", "plan"]
-    )
+    # then every checked column was read alone, once from each file, and the ignored one not at all
+    assert sorted(reads) == sorted(["normal", "skewed", "few", "steady", "city", "plan"] * 2)
 
 
 def test_a_parquet_batch_missing_a_column_is_refused_from_its_schema(reference: str, tmp_path: Path) -> None:

@@ -65,3 +65,18 @@ def test_reading_from_a_bucket_that_does_not_exist_is_an_error_naming_the_uri(bu
     with pytest.raises(DataSourceError) as caught:
         read_frame(uri)
     assert str(caught.value).startswith(f"{uri}: ")
+
+
+def test_s3_batches_are_read_a_column_at_a_time_as_pandas_reads_them(bucket: str, frame: pd.DataFrame) -> None:
+    # given the same batch on S3 as csv and as parquet
+    from service.columns import ColumnTable
+
+    for name in ["batch.csv", "batch.parquet"]:
+        write_frame(frame, f"s3://{bucket}/incoming/{name}")
+    # when read a column at a time (the csv streamed once into a local spill)
+    for name in ["batch.csv", "batch.parquet"]:
+        with ColumnTable([f"s3://{bucket}/incoming/{name}"]) as table:
+            columns = pd.DataFrame({column: table.column(column) for column in table.names})
+        # then the columns are those of the whole file, and hash alike
+        assert table.names == list(frame.columns) and table.num_rows == 3
+        assert frame_hash(columns) == frame_hash(frame), name
