@@ -93,7 +93,7 @@ def _drift_cache_key(context: Any, parameters: dict[str, Any]) -> str:
 
 @task(cache_key_fn=_drift_cache_key, persist_result=True)
 def drift_check(reference: monitor.Reference, batch: monitor.NewBatch, config: Config) -> Any:
-    return monitor.run_drift_check(reference, batch.frame, config)
+    return monitor.run_drift_check(reference, batch.frame, config, batch_uri=batch.uri)
 
 
 @task(**IO)

@@ -20,7 +20,7 @@ from service.contracts import (
 from service.data import list_batches, parquet_columns, read_window
 from service.drift.check import check_drift
 from service.drift.result import ColumnDrift, DriftResult
-from service.errors import ContractViolation
+from service.errors import ConfigError, ContractViolation
 from service.settings import DriftSection
 
 
@@ -30,6 +30,8 @@ def check_files(
     """Compare every column but ``ignore``; column kinds are taken from the reference. ``with_report``
     draws Evidently's HTML report into the result (it imports Evidently: seconds)."""
     references, currents = list_batches(reference_uri), list_batches(current_uri)
+    if settings.engine == "dask":  # the cluster's workers read the files: nothing is read here
+        return _check_on_dask(references, currents, (reference_uri, current_uri), ignore, with_report, settings)
     names, current_names = parquet_columns(references), parquet_columns(currents)
     if with_report or names is None or current_names is None:
         return _check_tables(references, currents, reference_uri, current_uri, ignore, settings, with_report)
@@ -115,3 +117,18 @@ def _check_by_columns(
     # Numerical columns first, then categorical ones, as a check of the whole tables lists them.
     ordered = sorted(checked, key=lambda column: column.column not in numerical)
     return DriftResult.of_columns(tuple(ordered), settings.drift_share, *rows)
+
+
+def _check_on_dask(
+    references: list[str],
+    currents: list[str],
+    sources: tuple[str, str],
+    ignore: list[str],
+    with_report: bool,
+    settings: DriftSection,
+) -> DriftResult:
+    from service.drift.dask_engine import check_on_dask  # imports dask: only for this engine
+
+    if with_report:  # drawing it would read both tables here, what the cluster is for
+        raise ConfigError("--report is drawn by the fast and evidently engines, not by --engine dask")
+    return check_on_dask(references, currents, settings, ignore=ignore, sources=sources)

@@ -133,9 +133,16 @@ def read_batch(uri: str, contract: DataContract) -> tuple[pd.DataFrame, str]:
     return conform(frame, contract), frame_hash(frame)
 
 
-def run_drift_check(reference: Reference, batch: pd.DataFrame, config: Config) -> DriftResult:
-    """The verdict alone: its report is drawn once the verdict is recorded (service.reports)."""
+def run_drift_check(
+    reference: Reference, batch: pd.DataFrame, config: Config, *, batch_uri: str | None = None
+) -> DriftResult:
+    """The verdict alone: its report is drawn once the verdict is recorded (service.reports).
+    ``drift.engine: dask`` checks the files on the cluster (``batch_uri``), not the frame."""
     columns = config.drift.columns or reference.contract.feature_names
+    if config.drift.engine == "dask":  # the workers read the window and the batch: neither is read here
+        from service.drift.dask_engine import check_window
+
+        return check_window(reference.uris, batch_uri, reference.contract, columns, config.drift)
     return check_drift(
         reference.frame,
         batch,

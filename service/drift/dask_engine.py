@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from service.contracts import ColumnKind
+from service.contracts import ColumnKind, DataContract
 from service.drift import dask_checks, dask_parts
 from service.drift import stats as drift_stats
 from service.drift.result import ColumnDrift, DriftResult, check_stattest_fits
@@ -92,6 +92,18 @@ def check_on_dask(
         columns = check.decide([*numerical, *categorical], set(numerical), reference, current, settings)
     rows = (sum(meta.rows for meta in reference_metas), sum(meta.rows for meta in current_metas))
     return DriftResult.of_columns(tuple(columns), settings.drift_share, *rows)
+
+
+def check_window(
+    window: tuple[str, ...], batch_uri: str | None, contract: DataContract, columns: list[str], settings: DriftSection
+) -> DriftResult:
+    """A model's check: ``batch_uri`` against its champion's training ``window``, on ``columns`` of the
+    champion's contract (its kinds, not ones re-drawn from data that may have changed since)."""
+    if batch_uri is None:
+        raise ValueError("drift.engine dask checks files: the batch's URI is needed")
+    kinds = {spec.name: spec.kind for spec in contract.features if spec.name in columns}
+    sources = (", ".join(window), batch_uri)
+    return check_on_dask(list(window), [batch_uri], settings, kinds=kinds, sources=sources)
 
 
 class _Check:
