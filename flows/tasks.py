@@ -91,7 +91,14 @@ def _drift_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     return "drift-" + hashlib.sha256(key.encode()).hexdigest()
 
 
-@task(cache_key_fn=_drift_cache_key, persist_result=True)
+# Retried like I/O: on drift.engine dask the check is a call to the cluster, which may not answer.
+@task(
+    cache_key_fn=_drift_cache_key,
+    persist_result=True,
+    retries=3,
+    retry_delay_seconds=[1, 4, 10],
+    retry_condition_fn=_transient,
+)
 def drift_check(reference: monitor.Reference, batch: monitor.NewBatch, config: Config) -> Any:
     return monitor.run_drift_check(reference, batch.frame, config, batch_uri=batch.uri)
 
