@@ -208,7 +208,8 @@ def _on_cluster(address: str) -> Iterator[Any]:
 
     timeout = Settings().dask_connect_timeout
     try:
-        client = Client(address, timeout=timeout, set_as_default=False)
+        # Results come back through the scheduler: the client needs to reach its port alone.
+        client = Client(address, timeout=timeout, set_as_default=False, direct_to_workers=False)
     except ValueError as exc:  # not an address at all
         raise ConfigError(f"Dask scheduler address {address!r} is not valid: {exc}") from None
     except (OSError, TimeoutError) as exc:
