@@ -142,7 +142,7 @@ class _Check:
     ) -> list[ColumnDrift]:
         def pieces(summaries: list[Future], name: str) -> list[Future]:
             # One small task per partition and column: the column's task fetches its own pieces only.
-            return [self.client.submit(_piece_of, s, name, key=f"{s.key}-{name}") for s in summaries]
+            return [self.client.submit(_piece_of, s, name, key=f"{s.key}-column-{name}") for s in summaries]
 
         decided = [
             self.client.submit(

@@ -205,3 +205,27 @@ def test_a_stattest_the_engine_does_not_compute_is_bad_config(tmp_path: Path) ->
     settings = DriftSection(engine="dask", dask_scheduler="tcp://127.0.0.1:1", stattest="anderson")
     with pytest.raises(ConfigError, match=r"'anderson' is not computed by drift\.engine dask"):
         check_files(reference, reference, ["id"], settings)
+
+
+@pytest.mark.parametrize("block_bytes", [29, 64, "two lines", 10_000])
+def test_csv_blocks_hold_every_line_once_wherever_their_boundaries_fall(tmp_path: Path, block_bytes: object) -> None:
+    from service.drift import dask_parts
+    from service.drift.dask_engine import merge
+
+    # given a csv file cut into blocks, their boundaries anywhere in a line, on its first character or its end
+    frame = table(120, seed=9, drift=0.0)
+    path = tmp_path / "batch.csv"
+    frame.to_csv(path, index=False)
+    if block_bytes == "two lines":  # the first boundary falls on the first character of a line
+        block_bytes = sum(len(line) for line in path.read_bytes().splitlines(keepends=True)[:2])
+    assert isinstance(block_bytes, int)
+    parts = dask_parts.plan([str(path)], block_bytes)
+    assert len(parts) == -(-path.stat().st_size // block_bytes)
+    # when each block is summarized, as a worker does
+    summaries = [dask_parts.summarize(part, {"normal": "numeric", "city": "categorical"}) for part in parts]
+    # then the blocks hold every row once: merged, they are the whole file's column sides
+    assert sum(meta.rows for meta, _ in summaries) == len(frame)
+    numbers = merge([pieces["normal"] for _, pieces in summaries if "normal" in pieces], numeric=True)
+    assert np.array_equal(numbers.sorted_values, np.sort(pd.read_csv(path, float_precision="round_trip")["normal"]))
+    cities = merge([pieces["city"] for _, pieces in summaries if "city" in pieces], numeric=False)
+    assert cities.counts.sort_index().to_dict() == frame["city"].value_counts().sort_index().to_dict()
