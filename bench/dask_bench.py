@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import tempfile
@@ -40,7 +41,7 @@ def main() -> None:
     sizes = [int(size) for size in parser.parse_args().rows.split(",")]
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores at the start")
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR) as cluster,
         Client(cluster) as client,
         tempfile.TemporaryDirectory() as folder,
     ):

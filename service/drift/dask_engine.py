@@ -203,8 +203,11 @@ def decide_column(
 @contextmanager
 def _on_cluster(address: str) -> Iterator[Any]:
     """A client of the scheduler at ``address``; the cluster's own failures become ``ComputeUnavailable``."""
-    from distributed import Client, KilledWorker
-    from distributed.client import FutureCancelledError
+    try:
+        from distributed import Client, KilledWorker
+        from distributed.client import FutureCancelledError
+    except ImportError:
+        raise ConfigError("drift.engine dask needs dask's distributed: pip install 'driftloop[dask]'") from None
 
     timeout = Settings().dask_connect_timeout
     try:
@@ -219,6 +222,11 @@ def _on_cluster(address: str) -> Iterator[Any]:
         ) from None
     try:
         yield client
+    except ModuleNotFoundError as exc:  # raised by a worker that cannot unpickle our tasks
+        raise ConfigError(
+            f"the Dask workers at {address} cannot run driftloop's tasks ({exc}): run them with driftloop "
+            "installed, in the flow runs' version (on Kubernetes, driftloop's image)"
+        ) from None
     except KilledWorker as exc:
         raise ComputeUnavailable(
             f"the Dask cluster at {address} lost the workers of a drift task too often: {exc}"
