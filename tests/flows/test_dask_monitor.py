@@ -46,3 +46,46 @@ def test_a_pass_on_dask_records_one_check_per_batch_with_the_fast_engines_verdic
             expected.drifted_share,
             tuple(expected.drifted_columns()),
         )
+
+
+def drift_check_attempts(flow_run_id: object) -> list[int]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="drift_check")),
+        )
+    return [run.run_count for run in runs]
+
+
+def test_an_unreachable_scheduler_fails_the_pass_after_retries_and_records_no_verdict(
+    prefect: str, world: Callable[..., Path], dask_scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from service.errors import ComputeUnavailable
+
+    # given a model checked on a Dask scheduler where nothing listens
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv("DRIFTLOOP_DASK_SCHEDULER", address)
+    monkeypatch.setenv("DRIFTLOOP_DASK_CONNECT_TIMEOUT", "1")
+    config_path = world(n_batches=2, drift_at=3, config={"drift": {"engine": "dask"}})
+    # when a pass runs, then it fails naming the address, after the check task was tried 4 times
+    state = monitor(str(config_path), return_state=True)
+    assert state.is_failed()
+    with pytest.raises(ComputeUnavailable, match=f"Dask scheduler at {address} did not answer"):
+        state.result()
+    assert drift_check_attempts(state.state_details.flow_run_id) == [4]
+    # and no verdict was recorded: the outage is not an answer
+    registry = Registry(load_config(config_path))
+    runs = registry.client.search_runs([registry.experiment_id("monitoring")], "tags.`driftloop.kind` = 'drift_check'")
+    assert runs == []
+    # when the scheduler answers again, the next pass checks each batch once
+    monkeypatch.setenv("DRIFTLOOP_DASK_SCHEDULER", dask_scheduler)
+    summary = monitor(str(config_path))
+    assert sorted(Path(v.batch_uri).name for v in summary.verdicts) == ["batch_001.csv", "batch_002.csv"]
+    assert not any(v.already_checked for v in summary.verdicts)
