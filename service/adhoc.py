@@ -25,7 +25,7 @@ from service.data import list_batches, read_window
 from service.drift import stats as drift_stats
 from service.drift.check import check_drift, checks_by_column, column_verdict
 from service.drift.result import ColumnDrift, DriftResult
-from service.errors import ContractViolation
+from service.errors import ConfigError, ContractViolation
 from service.settings import DriftSection
 
 
@@ -35,6 +35,8 @@ def check_files(
     """Compare every column but ``ignore``; column kinds are taken from the reference. ``with_report``
     draws Evidently's HTML report into the result (it imports Evidently: seconds)."""
     references, currents = list_batches(reference_uri), list_batches(current_uri)
+    if settings.engine == "dask":  # the cluster's workers read the files: nothing is read here
+        return _check_on_dask(references, currents, (reference_uri, current_uri), ignore, with_report, settings)
     if with_report or not checks_by_column(settings):
         return _check_tables(references, currents, reference_uri, current_uri, ignore, settings, with_report)
     with ColumnTable(references) as reference:
@@ -117,3 +119,18 @@ def _check_by_columns(
 def _contract(specs: tuple[ColumnSpec, ...], ignore: list[str]) -> DataContract:
     # Two arbitrary files: any new category or value range is the drift the check is asked about.
     return DataContract(specs, None, tuple(ignore), 1, 1.0, max_out_of_range_share=1.0)
+
+
+def _check_on_dask(
+    references: list[str],
+    currents: list[str],
+    sources: tuple[str, str],
+    ignore: list[str],
+    with_report: bool,
+    settings: DriftSection,
+) -> DriftResult:
+    from service.drift.dask_engine import check_on_dask  # imports dask: only for this engine
+
+    if with_report:  # drawing it would read both tables here, what the cluster is for
+        raise ConfigError("--report is drawn by the fast and evidently engines, not by --engine dask")
+    return check_on_dask(references, currents, settings, ignore=ignore, sources=sources)

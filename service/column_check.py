@@ -91,6 +91,30 @@ def check_batch(
         raise ValueError("need columns to check: none of the contract's features is among drift.columns")
     check_stattest_fits(settings.stattest, numerical, categorical)
     kinds = {name: "numeric" for name in numerical} | {name: "categorical" for name in categorical}
+
+    def test(name: str, side: drift_stats.ColumnSide) -> ColumnDrift:
+        return column_verdict(name, profile[name], side, settings)
+
+    verdicts, rows, batch_hash = _scan(uri, contract, kinds, test)
+    checked = tuple(verdicts[name] for name in [*numerical, *categorical])
+    return DriftResult.of_columns(checked, settings.drift_share, n_reference, rows), batch_hash  # type: ignore[arg-type]
+
+
+def validate_and_hash(uri: str, contract: DataContract) -> str:
+    """Validate the batch at ``uri`` (labels included) and return its hash, a column at a time, testing
+    nothing: for an engine that tests the files elsewhere (a Dask cluster)."""
+    return _scan(uri, contract, {}, None)[2]
+
+
+def _scan(
+    uri: str,
+    contract: DataContract,
+    kinds: dict[str, str],
+    test: Callable[[str, drift_stats.ColumnSide], ColumnDrift] | None,
+) -> tuple[dict[str, ColumnDrift | None], int, str]:
+    """Read the batch once, a column at a time: validate every column, fold it into the hash, and ``test``
+    each column of ``kinds`` (name -> numeric or categorical). Returns the verdicts by column, the number
+    of rows and the hash; raises ``ContractViolation`` naming the file and columns."""
     with ColumnTable([uri]) as table:
         problems, checked = schema_problems(table.names, table.num_rows, contract, require_target=True)
         if problems:  # from the schema: no data is read
@@ -107,16 +131,14 @@ def check_batch(
             if name not in checked:
                 return None, None
             findings = column_findings(column, name, contract, require_target=True)
-            if name not in kinds or any(findings):
+            if test is None or name not in kinds or any(findings):
                 return findings, None
             side = drift_stats.prepare(conform_column(column, kinds[name]), kinds[name] == "numeric", owned=True)
             del column  # the prepared side holds what the test needs (sorted values, or counts)
-            return findings, column_verdict(name, profile[name], side, settings)
+            return findings, test(name, side)
 
         outcomes = dict(zip(table.names, each_column(table.names, visit), strict=True))
         found = {name: findings for name, (findings, _) in outcomes.items() if findings is not None}
         if problems := ordered_problems(found, contract, require_target=True):
             raise ContractViolation(uri, problems)
-        verdicts = tuple(outcomes[name][1] for name in [*numerical, *categorical])
-        result = DriftResult.of_columns(verdicts, settings.drift_share, n_reference, table.num_rows)  # type: ignore[arg-type]
-        return result, hashed.hexdigest()
+        return {name: verdict for name, (_, verdict) in outcomes.items()}, table.num_rows, hashed.hexdigest()

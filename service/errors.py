@@ -54,6 +54,10 @@ class DataSourceUnavailable(InfrastructureError):
     """A batch's storage (a file system, S3...) failed for a reason other than the data itself."""
 
 
+class ComputeUnavailable(InfrastructureError):
+    """The Dask cluster a check runs on could not be reached, or lost the check's work beyond its retries."""
+
+
 def is_transient(exc: BaseException | object) -> bool:
     """Whether trying again may help: a dependency's failure, not anything about the input.
 

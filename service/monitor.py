@@ -135,11 +135,17 @@ def read_batch(uri: str, contract: DataContract) -> tuple[pd.DataFrame, str]:
 def check_batch(reference: Reference, uri: str, config: Config) -> tuple[DriftResult, str]:
     """Read the batch once, a column at a time: validated, hashed and checked against the reference's
     prepared sides (``service.column_check``), so memory holds a few columns, not the batch. Evidently's
-    engine takes whole frames: the batch is then read whole. The verdict alone: its report is drawn once
-    the verdict is recorded (service.reports)."""
+    engine takes whole frames: the batch is then read whole. On ``drift.engine: dask`` the cluster's
+    workers read and test the files; here the batch is only validated and hashed. The verdict alone: its
+    report is drawn once the verdict is recorded (service.reports)."""
     columns = config.drift.columns or reference.contract.feature_names
     numerical = [name for name in reference.contract.numerical if name in columns]
     categorical = [name for name in reference.contract.categorical if name in columns]
+    if config.drift.engine == "dask":
+        from service.drift.dask_engine import check_window
+
+        batch_hash = column_check.validate_and_hash(uri, reference.contract)
+        return check_window(reference.uris, uri, reference.contract, columns, config.drift), batch_hash
     if checks_by_column(config.drift):
         n_reference = len(reference.frame)
         tested = (numerical, categorical)
@@ -214,7 +220,8 @@ def examine(
     step("checking %s against the champion's training data", _names([uri]))
     # The reference is read first, outside the batch's blame: a reference that cannot be read is no
     # reason to quarantine the batch.
-    reference.profile  # noqa: B018
+    if registry.config.drift.engine != "dask":  # on dask the cluster's workers read the reference
+        reference.profile  # noqa: B018
     try:
         result, batch_hash = check_batch(reference, uri, registry.config)
     except BAD_BATCH as exc:

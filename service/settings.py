@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         default=None, description="HMAC-SHA256 key signing each webhook body (X-Driftloop-Signature)."
     )
+    dask_scheduler: str | None = Field(
+        default=None,
+        description="Address of the Dask scheduler (tcp://host:8786) for models with `drift.engine: dask` that "
+        "name none in their file: where the chart points flow runs at an existing Dask cluster.",
+    )
+    dask_connect_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for the Dask scheduler before the check fails (exit 3)."
+    )
 
 
 class _Strict(BaseModel):
@@ -132,9 +140,13 @@ class DriftSection(_Strict):
     stattest: str | None = Field(default=None, description="Evidently stattest for every column; default: its choice.")
     stattest_threshold: float | None = Field(default=None, gt=0.0, description="Threshold of that test.")
     debounce: DebounceSection = Field(default_factory=DebounceSection)
-    engine: Literal["fast", "evidently"] = Field(
+    engine: Literal["fast", "evidently", "dask"] = Field(
         default="fast",
-        description="fast: Evidently's tests computed with numpy on every row; evidently: its full report.",
+        description="fast: Evidently's tests computed with numpy on every row; evidently: its full report; "
+        "dask: the fast engine's tests on a Dask cluster, whose workers read the files.",
+    )
+    dask_scheduler: str | None = Field(
+        default=None, description="engine dask: the scheduler's address; default: $DRIFTLOOP_DASK_SCHEDULER."
     )
     report_rows: int = Field(
         default=5_000,

@@ -189,3 +189,13 @@ def world(tmp_path: Path, empty_mlflow_db: Path) -> Callable[..., Path]:
         return path
 
     return build
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler(s3_env: dict[str, str]) -> Iterator[str]:
+    """The address of a real Dask cluster for ``drift.engine: dask`` (tests/dask_support.py), once per
+    session; its workers reach the S3 endpoint as a flow-run pod's would, from their environment."""
+    from tests.dask_support import start_cluster
+
+    with start_cluster(env=s3_env) as cluster:
+        yield cluster.scheduler_address

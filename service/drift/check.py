@@ -4,7 +4,8 @@ Two engines give the same verdicts. ``fast`` (the default) computes Evidently's 
 numpy on every row (``service.drift.stats``) and has Evidently draw the HTML report on a sample when
 the data is large — the report then says so. ``evidently`` runs Evidently's full report on every row;
 it is the reference the fast engine is tested against, and the fallback for a stattest the fast engine
-does not implement.
+does not implement. ``dask`` (``service.drift.dask_engine``) computes the fast engine's tests on a Dask
+cluster whose workers read the files themselves; frames already in memory are checked here, as ``fast``.
 """
 
 from __future__ import annotations

@@ -47,6 +47,11 @@ worker's flow-run id and attribution). */ -}}
     "MLFLOW_DISABLE_TELEMETRY" "true"
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" "false"
 -}}
+{{- /* drift.engine: dask submits checks to an existing Dask cluster's scheduler; a model file's
+drift.dask_scheduler wins over it, and flowRuns.env over this. */ -}}
+{{- with .Values.dask.schedulerAddress -}}
+{{- $_ := set $env "DRIFTLOOP_DASK_SCHEDULER" . -}}
+{{- end -}}
 {{- range $name, $value := $flowRuns.env -}}
 {{- $_ := set $env $name (toString $value) -}}
 {{- end -}}
