@@ -119,12 +119,14 @@ def plan_retrain(registry: Registry, window: list[str] | None, drift_run_id: str
 
 
 @task(**IO)
-def load_window(uris: list[str], config: Config) -> tuple[Any, Any, int]:
+def load_window(uris: list[str], config: Config) -> tuple[Any, Any, retrain.WindowRows]:
     return retrain.load_window(uris, config)
 
 
 @task(cache_policy=NO_CACHE)
-def fit_challenger(config: Config, contract: Any, frame: Any, uris: list[str], dropped: int) -> retrain.Challenger:
+def fit_challenger(
+    config: Config, contract: Any, frame: Any, uris: list[str], dropped: retrain.WindowRows
+) -> retrain.Challenger:
     return retrain.fit_challenger(config, contract, frame, uris, dropped)
 
 

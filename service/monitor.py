@@ -23,11 +23,13 @@ from service.contracts import (
 from service.data import fingerprint, frame_hash, list_batches, read_frame, read_window
 from service.drift.check import ReferenceProfile, check_drift, profile_reference
 from service.drift.result import DriftResult
+from service.drift.stats import supports
 from service.errors import ContractViolation, DataSourceError
 from service.progress import step
 from service.records import DriftCheckRecord, MonitorRecords, SeenBatch, read_records
 from service.registry import CHAMPION, CONTRACT_PATH, LINEAGE_PATH, Registry
-from service.settings import Config, DebounceSection
+from service.settings import Config, DebounceSection, DriftSection
+from service.stored_reference import StoredReference, stored_reference
 
 REPORT_PENDING = "a drift report is to be drawn"  # work for the sweep itself: no pass needed
 # Bad input that quarantines a batch; anything else (a server down) fails the pass and is retried.
@@ -38,20 +40,36 @@ BAD_BATCH = (ContractViolation, DataSourceError)
 class Reference:
     """The data the current champion learned from, and the contract drawn from it.
 
-    The window itself is read only when a batch is to be checked: a pass with nothing new reads no data."""
+    A champion trained since profiles are stored has its profile and a report sample kept with it
+    (``stored``): a check downloads the profile and never reads the window. Otherwise the window is read,
+    only when a batch is to be checked: a pass with nothing new reads no data."""
 
     run_id: str
     version: str
     uris: tuple[str, ...]
     contract: DataContract
+    stored: StoredReference | None = None
 
     @property
-    def frame(self) -> pd.DataFrame:
+    def frame(self) -> pd.DataFrame:  # the whole window, read on demand (the evidently engine needs it)
         return _prepared_reference(self.uris, self.contract)[0]
 
     @property
     def profile(self) -> ReferenceProfile:
-        return _prepared_reference(self.uris, self.contract)[1]
+        return self.stored.profile() if self.stored else _prepared_reference(self.uris, self.contract)[1]
+
+    @property
+    def rows(self) -> int:
+        return self.stored.rows if self.stored else len(self.frame)
+
+    def report_sample(self) -> pd.DataFrame:  # the stored sample, or the window of a champion without one
+        return self.stored.sample() if self.stored else self.frame
+
+    def check_frame(self, settings: DriftSection) -> pd.DataFrame:
+        """Beside the profile: the window when the engine reads rows, else only its length (no columns)."""
+        if self.stored is None or settings.engine == "evidently" or not supports(settings.stattest):
+            return self.frame
+        return pd.DataFrame(index=pd.RangeIndex(self.stored.rows))
 
 
 @dataclass(frozen=True)
@@ -100,10 +118,11 @@ def current_reference(registry: Registry) -> Reference | None:
 
 
 def reference_of(registry: Registry, run_id: str, version: str = "") -> Reference:
-    """The reference a training run makes: its window, and the contract stored with it (not one re-drawn
-    from data that may have changed since)."""
-    uris = tuple(str(uri) for uri in registry.run_dict(run_id, LINEAGE_PATH)["training_data"])  # type: ignore[union-attr]
-    return Reference(run_id, version, uris, contract_from_dict(registry.run_dict(run_id, CONTRACT_PATH)))
+    """The reference a training run makes: its window, the contract stored with it (not one re-drawn
+    from data that may have changed since) and, when it has one, its stored profile."""
+    lineage, contract = registry.run_dict(run_id, LINEAGE_PATH), registry.run_dict(run_id, CONTRACT_PATH)
+    uris = tuple(str(uri) for uri in lineage["training_data"])  # type: ignore[attr-defined]
+    return Reference(run_id, version, uris, contract_from_dict(contract), stored_reference(registry, run_id, lineage))
 
 
 def config_changes(config: Config, contract: DataContract) -> list[str]:
@@ -137,7 +156,7 @@ def run_drift_check(reference: Reference, batch: pd.DataFrame, config: Config) -
     """The verdict alone: its report is drawn once the verdict is recorded (service.reports)."""
     columns = config.drift.columns or reference.contract.feature_names
     return check_drift(
-        reference.frame,
+        reference.check_frame(config.drift),
         batch,
         numerical=[name for name in reference.contract.numerical if name in columns],
         categorical=[name for name in reference.contract.categorical if name in columns],

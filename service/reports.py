@@ -73,12 +73,13 @@ def _report_html(registry: Registry, run_id: str, tags: dict[str, str]) -> str:
     drifted = sum(column["drifted"] for column in checked["columns"])
     verdict = f"{'drift' if checked['dataset_drift'] else 'no drift'} ({drifted} of {len(names)} columns)"
     return sampled_report(
-        reference.frame,
+        reference.report_sample(),
         frame,
         [name for name in reference.contract.numerical if name in names],
         [name for name in reference.contract.categorical if name in names],
         registry.config.drift,
         verdict,
+        reference_rows=reference.rows,
     )
 
 
