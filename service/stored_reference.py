@@ -27,7 +27,7 @@ from service.contracts import DataContract
 from service.drift.check import ReferenceProfile, profile_reference
 from service.drift.profile_file import read_profile, write_profile
 from service.drift.report import sample_rows
-from service.errors import RegistryError
+from service.errors import RegistryError, RegistryUnavailable
 from service.mlflow_store import Store
 
 FOLDER = "reference"
@@ -130,7 +130,12 @@ def _download(stored: StoredReference, name: str, sha256: str, folder: Path) -> 
     """One round trip: the file itself (as ``Registry.run_text`` fetches one), checked against its digest."""
     repository = stored.store.artifacts(stored.location)
     local = folder / name
-    stored.store.ask(f"download {stored.location}/{name}", lambda: repository._download_file(name, str(local)))
+    try:
+        stored.store.ask(f"download {stored.location}/{name}", lambda: repository._download_file(name, str(local)))
+    except RegistryUnavailable:
+        raise
+    except RegistryError as exc:  # the server answered: the file its lineage names is not there (or refused)
+        raise _unreadable(stored, name, f"it cannot be fetched ({exc})") from None
     if _sha256(local) != sha256:
         raise _unreadable(stored, name, "its content differs from the digest recorded when it was logged")
     return local
