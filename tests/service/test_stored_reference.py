@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from service import monitor, stored_reference
+from service.cli import app
 from service.contracts import conform
 from service.data import read_frame
 from service.drift.check import profile_reference
@@ -149,3 +151,6 @@ def test_a_damaged_stored_profile_fails_the_check_loudly_and_records_no_verdict(
     # then it fails naming the file and the fix, checks nothing against other data, and quarantines nothing
     assert "profile.parquet" in str(raised.value) and "driftloop retrain" in str(raised.value)
     assert read_records(registry).finished({}) == []
+    # and `driftloop check` says so in one line and exits 2 (a bad artifact: retrying would not help)
+    checked = CliRunner().invoke(app, ["check", "weather", "--config", str(registry.config.source)])
+    assert checked.exit_code == 2 and "profile.parquet" in checked.output
