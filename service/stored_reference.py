@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -29,6 +29,9 @@ from service.drift.profile_file import read_profile, write_profile
 from service.drift.report import sample_rows
 from service.errors import RegistryError, RegistryUnavailable
 from service.mlflow_store import Store
+
+if TYPE_CHECKING:
+    from service.registry import Registry
 
 FOLDER = "reference"
 PROFILE_FILE, SAMPLE_FILE = "profile.parquet", "sample.parquet"
@@ -51,7 +54,7 @@ def snapshot_of(frame: pd.DataFrame, contract: DataContract, report_rows: int) -
     return ReferenceSnapshot(profile, len(frame), sample_rows(frame[contract.feature_names], report_rows))
 
 
-def log_snapshot(registry: Any, run_id: str, snapshot: ReferenceSnapshot) -> dict[str, object]:
+def log_snapshot(registry: Registry, run_id: str, snapshot: ReferenceSnapshot) -> dict[str, object]:
     """Upload the snapshot's files to the run in one call; return the lineage entry that names them."""
     with tempfile.TemporaryDirectory(prefix="driftloop-reference-") as folder:
         write_profile(snapshot.profile, snapshot.rows, Path(folder) / PROFILE_FILE)
@@ -86,7 +89,7 @@ class StoredReference:
         return _sample(self)
 
 
-def stored_reference(registry: Any, run_id: str, lineage: dict[str, object]) -> StoredReference | None:
+def stored_reference(registry: Registry, run_id: str, lineage: dict[str, object]) -> StoredReference | None:
     """The snapshot a training run's lineage names; None for a run logged before snapshots were stored."""
     entry = lineage.get(LINEAGE_KEY)
     if not isinstance(entry, dict):
