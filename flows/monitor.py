@@ -14,8 +14,9 @@ from flows.notify import publish
 from flows.retrain import RetrainSummary, retrain
 from flows.slots import model_slot
 from service import notify
-from service.monitor import BatchVerdict, NewBatch, Reference, config_changes
+from service.monitor import BatchVerdict, NewBatch, config_changes
 from service.records import MonitorRecords
+from service.reference import Reference
 from service.registry import Registry
 from service.retrain import training_window
 from service.settings import Config

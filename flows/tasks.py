@@ -10,6 +10,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from service import data, fleet, monitor, promote, records, reports, retrain
+from service import reference as references
 from service.errors import is_transient
 from service.registry import Registry
 from service.settings import Config, load_config
@@ -46,8 +47,8 @@ def list_batches(config: Config) -> list[str]:
 
 
 @task(**IO)
-def current_reference(registry: Registry) -> monitor.Reference | None:
-    return monitor.current_reference(registry)
+def current_reference(registry: Registry) -> references.Reference | None:
+    return references.current_reference(registry)
 
 
 @task(**IO)
@@ -57,7 +58,7 @@ def read_records(registry: Registry) -> records.MonitorRecords:
 
 @task(**IO)
 def pending_retrain(
-    registry: Registry, reference: monitor.Reference, history: records.MonitorRecords
+    registry: Registry, reference: references.Reference, history: records.MonitorRecords
 ) -> records.DriftCheckRecord | None:
     return monitor.pending_retrain(registry, reference.run_id, history)
 
@@ -76,7 +77,7 @@ def known_verdicts(history: records.MonitorRecords, uris: list[str]) -> dict[str
 @task(**IO)
 def examine(
     registry: Registry,
-    reference: monitor.Reference,
+    reference: references.Reference,
     uri: str,
     history: records.MonitorRecords,
     flow_run_id: str | None,
@@ -92,14 +93,14 @@ def _drift_cache_key(context: Any, parameters: dict[str, Any]) -> str:
 
 
 @task(cache_key_fn=_drift_cache_key, persist_result=True)
-def drift_check(reference: monitor.Reference, batch: monitor.NewBatch, config: Config) -> Any:
+def drift_check(reference: references.Reference, batch: monitor.NewBatch, config: Config) -> Any:
     return monitor.run_drift_check(reference, batch, config)
 
 
 @task(**IO)
 def record_check(
     registry: Registry,
-    reference: monitor.Reference,
+    reference: references.Reference,
     result: Any,
     batch: monitor.NewBatch,
     history: records.MonitorRecords,
@@ -119,12 +120,14 @@ def plan_retrain(registry: Registry, window: list[str] | None, drift_run_id: str
 
 
 @task(**IO)
-def load_window(uris: list[str], config: Config) -> tuple[Any, Any, int]:
+def load_window(uris: list[str], config: Config) -> tuple[Any, Any, retrain.WindowRows]:
     return retrain.load_window(uris, config)
 
 
 @task(cache_policy=NO_CACHE)
-def fit_challenger(config: Config, contract: Any, frame: Any, uris: list[str], dropped: int) -> retrain.Challenger:
+def fit_challenger(
+    config: Config, contract: Any, frame: Any, uris: list[str], dropped: retrain.WindowRows
+) -> retrain.Challenger:
     return retrain.fit_challenger(config, contract, frame, uris, dropped)
 
 

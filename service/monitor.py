@@ -9,50 +9,25 @@ so one shift triggers one retrain rather than one per batch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import pandas as pd
 
 from service import column_check
 from service.checks import log_drift_check, log_quarantine
-from service.contracts import (
-    DataContract,
-    conform,
-    contract_from_dict,
-    validate_batch,
-)
-from service.data import fingerprint, frame_hash, list_batches, read_frame, read_window
-from service.drift.check import ReferenceProfile, check_drift, checks_by_column, profile_reference
+from service.contracts import DataContract, conform, validate_batch
+from service.data import fingerprint, frame_hash, list_batches, read_frame
+from service.drift.check import check_drift, checks_by_column
 from service.drift.result import DriftResult
 from service.errors import ContractViolation, DataSourceError
 from service.progress import step
 from service.records import DriftCheckRecord, MonitorRecords, SeenBatch, read_records
-from service.registry import CHAMPION, CONTRACT_PATH, LINEAGE_PATH, Registry
+from service.reference import Reference, file_names
+from service.registry import CHAMPION, Registry
 from service.settings import Config, DebounceSection
 
 REPORT_PENDING = "a drift report is to be drawn"  # work for the sweep itself: no pass needed
 # Bad input that quarantines a batch; anything else (a server down) fails the pass and is retried.
 BAD_BATCH = (ContractViolation, DataSourceError)
-
-
-@dataclass(frozen=True)
-class Reference:
-    """The data the current champion learned from, and the contract drawn from it.
-
-    The window itself is read only when a batch is to be checked: a pass with nothing new reads no data."""
-
-    run_id: str
-    version: str
-    uris: tuple[str, ...]
-    contract: DataContract
-
-    @property
-    def frame(self) -> pd.DataFrame:
-        return _prepared_reference(self.uris, self.contract)[0]
-
-    @property
-    def profile(self) -> ReferenceProfile:
-        return _prepared_reference(self.uris, self.contract)[1]
 
 
 @dataclass(frozen=True)
@@ -77,34 +52,6 @@ class NewBatch:
     result: DriftResult = field(repr=False)
     batch_hash: str
     fingerprint: str
-
-
-@lru_cache(maxsize=4)
-def _prepared_reference(uris: tuple[str, ...], contract: DataContract) -> tuple[pd.DataFrame, ReferenceProfile]:
-    # A champion's window is read, checked and profiled once per process, not once per batch.
-    step("reading the champion's training data: %s", _names(uris))
-    # Parquet strings as categories: the cached window holds a code per row, not a string per row.
-    frame = read_window(list(uris), categories=True)
-    validate_batch(frame, contract, ", ".join(uris), require_target=True)
-    frame = conform(frame, contract)
-    return frame, profile_reference(frame, contract.numerical, contract.categorical)
-
-
-def _names(uris: tuple[str, ...] | list[str]) -> str:
-    return ", ".join(uri.rstrip("/").rsplit("/", 1)[-1] for uri in uris)
-
-
-def current_reference(registry: Registry) -> Reference | None:
-    """The first environment's champion and its training window, or None before the first training."""
-    champion = registry.at_alias(registry.config.environments[0], CHAMPION)
-    return None if champion is None else reference_of(registry, champion.run_id, champion.version)
-
-
-def reference_of(registry: Registry, run_id: str, version: str = "") -> Reference:
-    """The reference a training run makes: its window, and the contract stored with it (not one re-drawn
-    from data that may have changed since)."""
-    uris = tuple(str(uri) for uri in registry.run_dict(run_id, LINEAGE_PATH)["training_data"])  # type: ignore[union-attr]
-    return Reference(run_id, version, uris, contract_from_dict(registry.run_dict(run_id, CONTRACT_PATH)))
 
 
 def config_changes(config: Config, contract: DataContract) -> list[str]:
@@ -147,7 +94,7 @@ def check_batch(reference: Reference, uri: str, config: Config) -> tuple[DriftRe
         batch_hash = column_check.validate_and_hash(uri, reference.contract)
         return check_window(reference.uris, uri, reference.contract, columns, config.drift), batch_hash
     if checks_by_column(config.drift):
-        n_reference = len(reference.frame)
+        n_reference = reference.rows  # from the stored profile: the window is not read
         tested = (numerical, categorical)
         return column_check.check_batch(uri, reference.contract, reference.profile, tested, config.drift, n_reference)
     frame, batch_hash = read_batch(uri, reference.contract)
@@ -217,7 +164,7 @@ def examine(
     known = records.seen().get(uri)
     if known is not None and known.fingerprint == stamp:
         return _known_verdict(known)
-    step("checking %s against the champion's training data", _names([uri]))
+    step("checking %s against the champion's training data", file_names([uri]))
     # The reference is read first, outside the batch's blame: a reference that cannot be read is no
     # reason to quarantine the batch.
     if registry.config.drift.engine != "dask":  # on dask the cluster's workers read the reference

@@ -14,9 +14,10 @@ import json
 from service.checks import pending_reports
 from service.drift.report import sampled_report
 from service.errors import DriftloopError, InfrastructureError
-from service.monitor import read_batch, reference_of
+from service.monitor import read_batch
 from service.progress import step
 from service.records import REPORT_DRAWN, REPORT_PATH, REPORT_PENDING, REPORT_UNAVAILABLE, MonitorRecords, RecordRun
+from service.reference import reference_of
 from service.registry import TAG, Registry
 
 
@@ -73,12 +74,13 @@ def _report_html(registry: Registry, run_id: str, tags: dict[str, str]) -> str:
     drifted = sum(column["drifted"] for column in checked["columns"])
     verdict = f"{'drift' if checked['dataset_drift'] else 'no drift'} ({drifted} of {len(names)} columns)"
     return sampled_report(
-        reference.frame,
+        reference.report_sample(),
         frame,
         [name for name in reference.contract.numerical if name in names],
         [name for name in reference.contract.categorical if name in names],
         registry.config.drift,
         verdict,
+        reference_rows=reference.rows,
     )
 
 

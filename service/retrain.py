@@ -17,14 +17,30 @@ from service.contracts import (
     drop_unlabelled,
     validate_batch,
 )
-from service.data import frame_hash, list_batches, read_window
+from service.data import frame_hash, list_batches
 from service.evaluate import GateDecision, evaluate_gate, split_holdout
 from service.progress import step
 from service.promote import Outcome, accept_candidate
 from service.registry import CHAMPION, CONTRACT_PATH, TAG, Registry, VersionRef
 from service.reports import report_of_check
 from service.settings import Config
+from service.stored_reference import ReferenceSnapshot, snapshot_of
 from service.tracking import code_version, finished_training, git_sha, log_training_run
+from service.window_sample import read_training_window
+
+
+@dataclass(frozen=True)
+class WindowRows:
+    """How many rows the training window has, how many were read (``training.max_rows``) and how many of
+    those were dropped for having no label: what the lineage and the version's tags record."""
+
+    window: int
+    read: int
+    dropped_unlabelled: int = 0
+
+    @property
+    def sampled(self) -> bool:
+        return self.read < self.window
 
 
 @dataclass(frozen=True)
@@ -33,7 +49,12 @@ class Challenger:
     train: pd.DataFrame
     holdout: pd.DataFrame
     uris: tuple[str, ...]
-    dropped_unlabelled: int = 0
+    rows: WindowRows
+    reference: ReferenceSnapshot | None = None  # the profile and report sample a champion keeps
+
+    @property
+    def dropped_unlabelled(self) -> int:
+        return self.rows.dropped_unlabelled
 
 
 @dataclass(frozen=True)
@@ -48,7 +69,7 @@ def plan_retrain(registry: Registry, window: list[str] | None, drift_run_id: str
     """Decide the training window. With no champion: the configured reference. For a drift check: the
     ``training.window`` batches ending with its batch — unless a newer champion has replaced the one
     that check compared against, which makes the request stale (a burst of requests trains once)."""
-    from service.monitor import current_reference
+    from service.reference import current_reference
 
     config = registry.config
     reference = current_reference(registry)
@@ -94,27 +115,34 @@ def training_window(batch_uris: list[str], upto: str, window: int) -> list[str]:
     return batch_uris[max(0, end - window) : end]
 
 
-def load_window(uris: list[str], config: Config) -> tuple[pd.DataFrame, DataContract, int]:
-    """The training window, its contract drawn afresh with the current config (so an edited config takes
-    effect at the next retrain), without the rows that have no label; and how many rows were dropped."""
+def load_window(uris: list[str], config: Config) -> tuple[pd.DataFrame, DataContract, WindowRows]:
+    """The training window (or its ``training.max_rows`` sample), its contract drawn afresh with the
+    current config (so an edited config takes effect at the next retrain), without the rows that have no
+    label; and the window's row counts."""
     source = ", ".join(uris)
     step("reading the training data: %s", ", ".join(uri.rstrip("/").rsplit("/", 1)[-1] for uri in uris))
-    raw = read_window(uris)
+    training = config.training
+    raw, window_rows = read_training_window(uris, training.max_rows, training.random_state)
+    if len(raw) < window_rows:
+        step("training on a sample of %d of the window's %d rows (training.max_rows)", len(raw), window_rows)
     contract = contract_from_reference(raw, config, source)
     labelled, dropped = drop_unlabelled(raw, contract, source)
     validate_batch(labelled, contract, source, require_target=True)
-    return conform(labelled, contract), contract, dropped
+    return conform(labelled, contract), contract, WindowRows(window_rows, len(raw), dropped)
 
 
 def fit_challenger(
-    config: Config, contract: DataContract, frame: pd.DataFrame, uris: list[str], dropped: int = 0
+    config: Config, contract: DataContract, frame: pd.DataFrame, uris: list[str], rows: WindowRows | None = None
 ) -> Challenger:
+    """Fit on the training share of ``frame``; keep the profile and report sample of the whole of it, the
+    reference that later batches of this model are checked against."""
     train, holdout = split_holdout(frame, config)
     step("fitting %s on %d rows", config.model.estimator_path.rsplit(".", 1)[-1], len(train))
     from service.train import fit_pipeline  # scikit-learn is imported by what trains, not by a pass
 
     model = fit_pipeline(config, contract, train)
-    return Challenger(model, train, holdout, tuple(uris), dropped)
+    reference = snapshot_of(frame, contract, config.drift.report_rows)
+    return Challenger(model, train, holdout, tuple(uris), rows or WindowRows(len(frame), len(frame)), reference)
 
 
 def evaluate_challenger(registry: Registry, challenger: Challenger, contract: DataContract) -> GateDecision:
@@ -186,6 +214,7 @@ def register_challenger(
             lineage=_lineage(registry, challenger, contract, drift_run_id, flow_run_id),
             tags={**tags, "training_key": key},
             drift_report_html=report_of_check(registry, drift_run_id) if drift_run_id else None,
+            reference=challenger.reference,
         ).run_id
     step("registering the model in %s", registry.name(config.environments[0]))
     return registry.register(run_id, config.environments[0], {**tags, "training_run_id": run_id})
@@ -204,6 +233,8 @@ def _lineage(
         "train_hash": frame_hash(challenger.train),
         "holdout_hash": frame_hash(challenger.holdout),
         "dropped_unlabelled_rows": challenger.dropped_unlabelled,
+        "window_rows": challenger.rows.window,
+        "sampled_rows": challenger.rows.read if challenger.rows.sampled else None,
         "drift_run_id": drift_run_id,
         "champion_version": champion.version if champion else None,
         "code_version": code_version(),
@@ -226,6 +257,8 @@ def _lineage_tags(
         "train_hash": frame_hash(challenger.train),
         "holdout_hash": frame_hash(challenger.holdout),
         "dropped_unlabelled_rows": str(challenger.dropped_unlabelled),
+        "window_rows": str(challenger.rows.window),
+        "sampled_rows": str(challenger.rows.read) if challenger.rows.sampled else "",
         "git_sha": git_sha(),
         "code_version": code_version(),
         "flow_run_id": flow_run_id or "",

@@ -174,7 +174,16 @@ class DriftSection(_Strict):
 
 class TrainingSection(_Strict):
     window: int = Field(default=2, ge=1, description="How many most recent batches a retrain learns from.")
-    random_state: int = Field(default=0, description="Seed for the holdout split and the estimator.")
+    random_state: int = Field(
+        default=0, description="Seed for the holdout split, the estimator and the training.max_rows sample."
+    )
+    max_rows: int | None = Field(
+        default=None,
+        ge=2,
+        description="Train on a seeded random sample of this many rows when the window has more (drawn before "
+        "the holdout split; null: every row). Bounds a retrain's memory; the sample and window sizes are "
+        "recorded on the version.",
+    )
 
 
 class EvaluationSection(_Strict):

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from service import monitor, notify, orchestrator, promote, retrain
+from service import reference as references
 from service.data import list_batches
 from service.records import MonitorRecords, read_records
 from service.registry import CHAMPION, TAG, Registry, VersionRef
@@ -68,7 +69,7 @@ def check_model(config: Config) -> CheckReport:
     """Check the new batches against the champion and record each verdict; never trains. Stops at the
     first batch whose check asks for a retrain: the batches after it wait for the champion it makes."""
     registry = Registry(config)
-    reference = monitor.current_reference(registry)
+    reference = references.current_reference(registry)
     if reference is None:
         return CheckReport(config.model.name, True, None, NO_CHAMPION)
     changes = monitor.config_changes(config, reference.contract)
@@ -91,7 +92,7 @@ def check_model(config: Config) -> CheckReport:
 
 
 def _check_new_batches(
-    config: Config, registry: Registry, reference: monitor.Reference, records: MonitorRecords
+    config: Config, registry: Registry, reference: references.Reference, records: MonitorRecords
 ) -> list[monitor.BatchVerdict]:
     verdicts = []
     for uri in list_batches(config.resolve(config.data.current)):

@@ -19,6 +19,7 @@ from service import schemas
 from service.contracts import DataContract, contract_to_dict
 from service.evaluate import GateDecision
 from service.registry import CONTRACT_PATH, LINEAGE_PATH, MODEL_PATH, TAG, Registry, tag_filter
+from service.stored_reference import LINEAGE_KEY, ReferenceSnapshot, log_snapshot
 
 TRAINING = "training"
 REPORT_PATH = "drift/drift_report.html"  # the triggering check's report, kept with the model
@@ -101,6 +102,7 @@ def _params(
         "estimator": config.model.estimator_path,
         **{f"param.{key}": value for key, value in config.model.params.items()},
         "training.window": config.training.window,
+        "training.max_rows": config.training.max_rows,
         "evaluation.metric": decision.metric,
         "rows.train": len(train),
         "rows.holdout": len(holdout),
@@ -140,8 +142,10 @@ def log_training_run(
     lineage: dict[str, object],
     tags: dict[str, str],
     drift_report_html: str | None,
+    reference: ReferenceSnapshot | None = None,
 ) -> TrainingRecord:
-    """Log a fitted pipeline with its signature, input example, datasets, metrics and lineage.
+    """Log a fitted pipeline with its signature, input example, datasets, metrics and lineage, and the
+    reference profile and report sample its drift checks will use (``service.stored_reference``).
 
     Written through the registry's own client (no process-wide MLflow state), content first and the
     FINISHED mark last; ``tags["training_key"]`` lets a retry find a run that already finished."""
@@ -166,6 +170,8 @@ def log_training_run(
         registry.ask(
             "upload the model", lambda: client.log_artifacts(run_id, str(Path(folder) / MODEL_PATH), MODEL_PATH)
         )
+    if reference is not None:  # before the lineage that names it: a lineage never names a missing file
+        lineage = {**lineage, LINEAGE_KEY: log_snapshot(registry, run_id, reference)}
     documents = {
         LINEAGE_PATH: lineage,
         CONTRACT_PATH: contract_to_dict(contract),

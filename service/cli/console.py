@@ -82,8 +82,15 @@ def echo_models(views: list[ModelView]) -> None:
                 tags: dict[str, str] = version["tags"]  # type: ignore[assignment]
                 typer.echo(
                     f"           v{version['version']:<4} {version['status'] or '-':<18} "
-                    f"{gate_scores(tags)}  git {tags.get('git_sha', '')[:10]}"
+                    f"{gate_scores(tags)}  git {tags.get('git_sha', '')[:10]}{trained_on(tags)}"
                 )
+
+
+def trained_on(tags: dict[str, str]) -> str:
+    """A version trained on a ``training.max_rows`` sample says so: its scores are of a sample's model."""
+    if not tags.get("sampled_rows"):
+        return ""
+    return f"  trained on a sample of {int(tags['sampled_rows']):,} of {int(tags['window_rows']):,} rows"
 
 
 def gate_scores(tags: dict[str, str]) -> str:

@@ -11,6 +11,7 @@ import pytest
 
 from flows.monitor import monitor
 from service import monitor as domain
+from service.reference import current_reference
 from service.registry import Registry
 from service.settings import load_config
 from tests.dask_support import killing_first
@@ -38,24 +39,23 @@ def test_a_pass_on_dask_records_one_check_per_batch_with_the_fast_engines_verdic
     # and each verdict is the one the fast engine gives on the same batch against the same champion
     config = load_config(config_path)
     fast = config.model_copy(update={"drift": config.drift.model_copy(update={"engine": "fast"})})
-    reference = domain.current_reference(registry)
+    reference = current_reference(registry)
     for verdict in summary.verdicts:
-        frame, _ = domain.read_batch(verdict.batch_uri, reference.contract)
-        expected = domain.run_drift_check(reference, frame, fast)
+        expected, _ = domain.check_batch(reference, verdict.batch_uri, fast)
         assert (verdict.drifted_share, verdict.drifted_columns) == (
             expected.drifted_share,
             tuple(expected.drifted_columns()),
         )
 
 
-def drift_check_attempts(flow_run_id: object) -> list[int]:
+def check_attempts(flow_run_id: object) -> list[int]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
 
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="drift_check")),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="examine")),
         )
     return [run.run_count for run in runs]
 
@@ -74,12 +74,12 @@ def test_an_unreachable_scheduler_fails_the_pass_after_retries_and_records_no_ve
     monkeypatch.setenv("DRIFTLOOP_DASK_SCHEDULER", address)
     monkeypatch.setenv("DRIFTLOOP_DASK_CONNECT_TIMEOUT", "1")
     config_path = world(n_batches=2, drift_at=3, config={"drift": {"engine": "dask"}})
-    # when a pass runs, then it fails naming the address, after the check task was tried 4 times
+    # when a pass runs, then it fails naming the address, after the task that checks the batch was tried 4 times
     state = monitor(str(config_path), return_state=True)
     assert state.is_failed()
     with pytest.raises(ComputeUnavailable, match=f"Dask scheduler at {address} did not answer"):
         state.result()
-    assert drift_check_attempts(state.state_details.flow_run_id) == [4]
+    assert check_attempts(state.state_details.flow_run_id) == [4]
     # and no verdict was recorded: the outage is not an answer
     registry = Registry(load_config(config_path))
     runs = registry.client.search_runs([registry.experiment_id("monitoring")], "tags.`driftloop.kind` = 'drift_check'")

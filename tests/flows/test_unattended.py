@@ -13,8 +13,8 @@ import yaml
 from flows.monitor import monitor
 from service import train
 from service.errors import RegistryUnavailable
-from service.monitor import current_reference
 from service.records import MONITORING
+from service.reference import current_reference
 from service.registry import CHAMPION, Registry
 from service.settings import load_config
 
