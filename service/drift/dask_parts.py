@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from service import categorical
-from service.contracts import ColumnKind, _kind_of
+from service.column_rules import kind_of
+from service.contracts import ColumnKind
 from service.data import _format_of, storage_error
 from service.errors import DataSourceError
 
@@ -88,7 +89,7 @@ def summarize(part: Partition, kinds: dict[str, ColumnKind] | None, skip: tuple[
         raise DataSourceError(f"{part.uri}: file is empty: expected a header row and data rows") from None
     except Exception as exc:
         raise storage_error(part.uri, f"read as {part.format}", exc) from exc
-    wanted = kinds or {name: _kind_of(frame[name]) for name in names if name not in skip}
+    wanted = kinds or {name: kind_of(frame[name]) for name in names if name not in skip}
     meta = PartMeta(part.uri, len(frame), tuple(names), {})
     pieces: dict[str, Piece] = {}
     for name, kind in wanted.items():
@@ -100,7 +101,7 @@ def summarize(part: Partition, kinds: dict[str, ColumnKind] | None, skip: tuple[
 def _piece(series: pd.Series, name: str, kind: ColumnKind, meta: PartMeta) -> Piece:
     meta.non_null[name] = int(series.notna().sum())
     if meta.rows:
-        meta.kinds[name] = _kind_of(series)
+        meta.kinds[name] = kind_of(series)
     if kind == "categorical":
         return categorical.value_counts(categorical.as_strings(series))
     if meta.rows and meta.kinds[name] != "numeric":
