@@ -33,10 +33,10 @@ QUIET = {
 def prepare(root: Path) -> Path:
     """A demo workspace whose registry has v1 as prod's champion and v2 as staging's."""
     from service.cli.quiet import quiet_libraries
+    from service.config_file import load_config
     from service.demo import prepare_workspace
     from service.promote import approve, promote
     from service.registry import CHAMPION, PREVIOUS, Registry
-    from service.settings import load_config
 
     quiet_libraries()  # MLflow's own messages while the registry is set up would bury the figures
     workspace = prepare_workspace(root, n_batches=1, rows=200, drift_at=2)

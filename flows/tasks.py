@@ -11,9 +11,10 @@ from prefect.cache_policies import NO_CACHE
 
 from service import data, fleet, monitor, promote, records, reports, retrain
 from service import reference as references
+from service.config_file import load_config
 from service.errors import is_transient
 from service.registry import Registry
-from service.settings import Config, load_config
+from service.settings import Config
 
 
 def _transient(task_: Any, task_run: Any, state: Any) -> bool:

@@ -94,7 +94,7 @@ def _local_path(uri: str) -> str:
 def finish_demo(workspace: DemoWorkspace, verdicts: list[Any], retrains: list[Any]) -> dict[str, Any]:
     """Print the demo's summary and write it as ``summary.json`` in the workspace."""
     from service.catalog import list_models
-    from service.settings import load_config
+    from service.config_file import load_config
 
     config = load_config(workspace.config_path)
     uri = config.tracking_uri()

@@ -13,8 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from service.config_file import load_config
 from service.errors import ConfigError, DriftloopError, is_transient
-from service.settings import Config, load_config
+from service.settings import Config
 
 MODEL_FILE_PATTERNS = ("*.yaml", "*.yml")
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE = 0, 2, 3

@@ -105,7 +105,7 @@ def config_path(config: Path | None) -> str:
 
 
 def load(config: Path | None, name: str | None = None):  # -> Config (imported lazily)
-    from service.settings import load_config
+    from service.config_file import load_config
 
     loaded = load_config(config_path(config))
     if name is not None and name != loaded.model.name:

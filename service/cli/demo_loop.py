@@ -23,8 +23,8 @@ def run_demo(workspace: DemoWorkspace) -> None:
         step("loading Prefect and the demo's flows")
         from flows.monitor import monitor
         from flows.promote import promote
+        from service.config_file import load_config
         from service.registry import Registry
-        from service.settings import load_config
 
         config = load_config(workspace.config_path)
         step("creating the MLflow store %s", config.tracking_uri())

@@ -24,7 +24,7 @@ def registry_state(models: Path) -> dict[str, tuple[int, dict[str, str]]]:
     """Per environment: how many versions, and where each alias points."""
     from mlflow import MlflowClient
 
-    from service.settings import load_config
+    from service.config_file import load_config
 
     config = load_config(models / "weather.yaml")
     client = MlflowClient(config.tracking_uri())

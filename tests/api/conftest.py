@@ -9,10 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
+from service.config_file import load_config
 from service.promote import promote_through
 from service.registry import Registry
 from service.retrain import evaluate_challenger, fit_challenger, load_window, register_challenger, settle
-from service.settings import Settings, load_config
+from service.settings import Settings
 from tests.support import Hooks, webhook_receiver
 
 TOKEN = "s3cret-token"

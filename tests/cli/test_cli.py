@@ -241,8 +241,8 @@ def test_commands_on_an_unknown_model_or_environment_exit_2(
 
 
 def enter_dev(config: Path) -> None:
+    from service.config_file import load_config
     from service.registry import Registry
-    from service.settings import load_config
 
     add_dev_champion(Registry(load_config(config)))
 

@@ -51,8 +51,8 @@ def test_a_fleet_runs_every_model_and_names_the_bad_one(
     assert rows["c-broken"]["exit_code"] == 2
     assert "c-broken.yaml" in rows["c-broken"]["error"] and "drift.thresold: unknown key" in rows["c-broken"]["error"]
     # and each good model has its champion in the shared store
+    from service.config_file import load_config
     from service.registry import CHAMPION, Registry
-    from service.settings import load_config
 
     for file in ("a-weather.yaml", "b-humidity.yml"):
         assert Registry(load_config(models / file)).at_alias("staging", CHAMPION) is not None

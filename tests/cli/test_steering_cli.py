@@ -46,8 +46,8 @@ def laptop_env(tmp_path: Path) -> dict[str, str]:
 
 
 def dev_champion(config: Path) -> None:
+    from service.config_file import load_config
     from service.registry import Registry
-    from service.settings import load_config
 
     enter_dev(Registry(load_config(config)))
 

@@ -30,7 +30,7 @@ def step(*args: str, expect: int = 0) -> dict[str, Any]:
 def aliases(config: Path) -> dict[str, dict[str, str]]:
     from mlflow import MlflowClient
 
-    from service.settings import load_config
+    from service.config_file import load_config
 
     loaded = load_config(config)
     client = MlflowClient(loaded.tracking_uri())

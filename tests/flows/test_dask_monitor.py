@@ -11,9 +11,9 @@ import pytest
 
 from flows.monitor import monitor
 from service import monitor as domain
+from service.config_file import load_config
 from service.reference import current_reference
 from service.registry import Registry
-from service.settings import load_config
 from tests.dask_support import killing_first
 
 

@@ -14,8 +14,8 @@ from mlflow import MlflowClient
 from flows.inference import batch_inference
 from flows.monitor import monitor
 from flows.promote import promote
+from service.config_file import load_config
 from service.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry
-from service.settings import load_config
 from tests.support import events_named
 
 

@@ -10,10 +10,10 @@ import pytest
 
 from flows.monitor import monitor
 from service import reports
+from service.config_file import load_config
 from service.monitor import REPORT_PENDING, work_to_do
 from service.records import REPORT_PATH
 from service.registry import TAG, Registry
-from service.settings import load_config
 
 
 def report_states(registry: Registry) -> dict[str, tuple[str | None, str | None]]:

@@ -12,11 +12,11 @@ import yaml
 
 from flows.monitor import monitor
 from service import train
+from service.config_file import load_config
 from service.errors import RegistryUnavailable
 from service.records import MONITORING
 from service.reference import current_reference
 from service.registry import CHAMPION, Registry
-from service.settings import load_config
 
 
 def finished_checks(config_path: Path) -> list[str]:

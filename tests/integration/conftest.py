@@ -98,8 +98,8 @@ class World:
             shutil.move(self.held / f"batch_{number:03d}.csv", self.stream / f"batch_{number:03d}.csv")
 
     def registry(self, tracking_uri: str | None = None) -> Any:
+        from service.config_file import load_config
         from service.registry import Registry
-        from service.settings import load_config
 
         config = load_config(self.config_path)
         if tracking_uri:

@@ -109,8 +109,8 @@ class Model:
     direct_uri: str
 
     def registry(self) -> Any:
+        from service.config_file import load_config
         from service.registry import Registry
-        from service.settings import load_config
 
         config = load_config(self.config_path)
         config.registry.tracking_uri = self.direct_uri

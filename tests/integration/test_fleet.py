@@ -121,8 +121,8 @@ def _report_states(config_path: Path) -> list[str | None]:
 
 
 def _check_runs(config_path: Path) -> list[Any]:
+    from service.config_file import load_config
     from service.registry import Registry
-    from service.settings import load_config
 
     registry = Registry(load_config(config_path))
     return registry.client.search_runs(

@@ -21,11 +21,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
+from service.config_file import load_config
 from service.crossing import COPY_SOURCE
 from service.errors import RegistryError, RegistryUnavailable
 from service.promote import approve, promote_through
 from service.registry import CHALLENGER, CHAMPION, PREVIOUS, TAG, Registry
-from service.settings import Settings, load_config
+from service.settings import Settings
 from service.stack.processes import Service, base_env, executable, free_port
 from tests.integration.faults import Fault, FaultProxy
 from tests.mlflow_auth import AuthMlflow, auth_mlflow_server

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from service.settings import load_config
+from service.config_file import load_config
 
 from .conftest import Objects, base_job_template_of, find, parse
 from .test_kubernetes_validate import validation_errors

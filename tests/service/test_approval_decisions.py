@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from service.config_file import load_config
 from service.errors import PromotionError
 from service.registry import ALIASES, CHALLENGER, CHAMPION, PREVIOUS, Registry
-from service.settings import load_config
 from service.steering import Decision, steer
 from tests.support import enter_dev
 

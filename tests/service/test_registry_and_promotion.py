@@ -11,6 +11,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from service.config_file import load_config
 from service.errors import PromotionError, RegistryUnavailable
 from service.evaluate import GateDecision
 from service.promote import Outcome, approve, promote_through, rollback
@@ -22,7 +23,6 @@ from service.retrain import (
     register_challenger,
     settle,
 )
-from service.settings import load_config
 
 
 def aliases(registry: Registry) -> dict[str, dict[str, str | None]]:

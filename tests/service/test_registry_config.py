@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+from service.config_file import load_config
 from service.errors import ConfigError
 from service.registry import Registry
-from service.settings import load_config
 
 BASE = {
     "model": {"name": "weather", "task": "classification", "target": "weather"},

@@ -1,4 +1,4 @@
-"""Tests of service.settings.load_config on model configuration files written to a temporary folder."""
+"""Tests of service.config_file.load_config on model configuration files written to a temporary folder."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from service.config_file import load_config
 from service.errors import ConfigError
-from service.settings import Config, load_config
+from service.settings import Config
 
 WriteConfig = Callable[..., Path]
 

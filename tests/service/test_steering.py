@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from service.catalog import list_models
+from service.config_file import load_config
 from service.registry import CHAMPION, Registry
-from service.settings import Settings, load_config
+from service.settings import Settings
 from service.steering import steer
 from tests.support import Hooks, enter_dev, events_named, webhook_receiver
 

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from service import monitor, stored_reference
 from service import reference as references
 from service.cli import app
+from service.config_file import load_config
 from service.contracts import conform
 from service.data import read_frame
 from service.drift.check import profile_reference
@@ -25,7 +26,6 @@ from service.drift.report import sample_rows
 from service.errors import RegistryError
 from service.records import read_records
 from service.registry import CHAMPION, LINEAGE_PATH, Registry
-from service.settings import load_config
 from service.steps import check_model, retrain_model
 
 

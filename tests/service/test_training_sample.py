@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 
 from service import window_sample
 from service.cli import app
+from service.config_file import load_config
 from service.data import frame_hash, read_window
 from service.evaluate import split_holdout
 from service.registry import CHAMPION, LINEAGE_PATH, Registry
 from service.retrain import load_window
-from service.settings import load_config
 from service.steps import retrain_model
 from service.window_sample import read_training_window
 
