@@ -6,27 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
-DRIFTLOOP = shutil.which("driftloop") or pytest.fail("the driftloop console script is not installed")
-
-
-def frame(rows: int, seed: int, drift: float) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        {
-            "amount": rng.lognormal(3 + drift, 0.5, rows),
-            "age": rng.normal(40, 10, rows),
-            "channel": rng.choice(["web", "store", "phone"], rows, p=[0.5 - 0.3 * drift, 0.3, 0.2 + 0.3 * drift]),
-        }
-    )
+from tests.cli.test_drift_command import DRIFTLOOP, frame
 
 
 @pytest.fixture
