@@ -94,7 +94,7 @@ def stack_cpu(stack: object) -> dict[str, float]:
 # Where a sweep's time goes, by task name: the rest of a run's wall time is orchestration (process
 # start, imports, Prefect's bookkeeping).
 SPLIT = {
-    "checks": ("drift_check", "examine", "known_verdicts", "list_batches"),
+    "checks": ("examine", "known_verdicts", "list_batches"),
     "registry": ("record_check", "read_records", "current_reference", "pending_retrain", "load", "models_with_work"),
     "reports": ("draw_reports",),
 }

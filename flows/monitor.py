@@ -110,7 +110,7 @@ def _pass(
 def _check(
     config: Config, registry: Registry, reference: Reference, batch: NewBatch, history: MonitorRecords
 ) -> BatchVerdict:
-    result = tasks.drift_check(reference, batch, config)
+    result = batch.result  # computed by examine, in the read that validated and hashed the batch
     verdict = tasks.record_check(registry, reference, result, batch, history, flow_run.get_id())
     key = artifact_key(config.model.name)
     # The UI's cards cut long descriptions at the end: the batch's file name first, then where it is.

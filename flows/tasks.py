@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -84,18 +83,6 @@ def examine(
     flow_run_id: str | None,
 ) -> monitor.BatchVerdict | monitor.NewBatch:
     return monitor.examine(registry, reference, uri, history, flow_run_id)
-
-
-def _drift_cache_key(context: Any, parameters: dict[str, Any]) -> str:
-    # A check is a pure function of the batch content, the reference and the drift settings.
-    settings = parameters["config"].drift.model_dump_json()
-    key = f"{parameters['batch'].batch_hash}|{parameters['reference'].run_id}|{settings}"
-    return "drift-" + hashlib.sha256(key.encode()).hexdigest()
-
-
-@task(cache_key_fn=_drift_cache_key, persist_result=True)
-def drift_check(reference: references.Reference, batch: monitor.NewBatch, config: Config) -> Any:
-    return monitor.run_drift_check(reference, batch, config)
 
 
 @task(**IO)

@@ -109,12 +109,6 @@ def check_batch(reference: Reference, uri: str, config: Config) -> tuple[DriftRe
     return result, batch_hash
 
 
-def run_drift_check(reference: Reference, batch: NewBatch, config: Config) -> DriftResult:
-    """The verdict of a new batch: computed by :func:`examine` in the same read that validated and hashed
-    it (a second read of a large batch would cost as much as the check)."""
-    return batch.result
-
-
 def should_retrain(history: list[bool], debounce: DebounceSection) -> tuple[bool, str]:
     """``history`` is newest first. Act when the latest drifted and N of the last M did."""
     if not history or not history[0]:

@@ -98,8 +98,7 @@ def _check_new_batches(
     for uri in list_batches(config.resolve(config.data.current)):
         verdict = monitor.examine(registry, reference, uri, records, None)
         if isinstance(verdict, monitor.NewBatch):
-            result = monitor.run_drift_check(reference, verdict, config)
-            verdict = monitor.record_and_decide(registry, reference, result, verdict, records, flow_run_id=None)
+            verdict = monitor.record_and_decide(registry, reference, verdict.result, verdict, records, flow_run_id=None)
         # No retrain_requested event: the orchestrator that called this step runs the retrain; the event
         # would also start the Prefect retrain deployment where the chart runs one.
         name = config.model.name
