@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from service import csv_spill
-from service.data import _format_of, storage_error
+from service.data import file_format, storage_error
 from service.errors import DataSourceError
 
 
@@ -114,7 +114,7 @@ class ColumnTable:
     def _open(self, uri: str) -> _File:
         import pyarrow.parquet as pq
 
-        kind = _format_of(uri)
+        kind = file_format(uri)
         try:
             handle = fsspec.open(uri, "rb", compression="infer").open()
             if kind == "csv":

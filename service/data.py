@@ -16,7 +16,8 @@ READERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _GLOB_CHARS = set("*?[")
 
 
-def _format_of(uri: str) -> str:
+def file_format(uri: str) -> str:
+    """ "csv" or "parquet", from the name; any other name is bad input."""
     suffixes = PurePosixPath(uri.split("://")[-1]).suffixes
     # `batch.csv.gz` is csv; pandas infers the compression from the name.
     for suffix in reversed(suffixes):
@@ -97,7 +98,7 @@ def read_frame(uri: str, *, categories: bool = False, columns: list[str] | None 
     ``categories``: parquet string columns come as pandas Categoricals (for the drift check, which
     needs only their counts); csv is read by pandas with object strings either way. ``columns``: only
     these (from parquet, only their data is read)."""
-    kind = _format_of(uri)
+    kind = file_format(uri)
     try:
         with fsspec.open(uri, "rb", compression="infer") as handle:
             if kind == "parquet":
@@ -139,7 +140,7 @@ def _unite_categories(frames: list[pd.DataFrame]) -> None:
 
 
 def write_frame(frame: pd.DataFrame, uri: str) -> None:
-    kind = _format_of(uri)
+    kind = file_format(uri)
     try:
         fs, _, (path,) = fsspec.get_fs_token_paths(uri)
         parent = path.rsplit("/", 1)[0] if "/" in path else ""

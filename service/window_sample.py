@@ -19,7 +19,7 @@ import fsspec
 import numpy as np
 import pandas as pd
 
-from service.data import read_window, storage_error
+from service.data import file_format, read_window, storage_error
 from service.errors import DataSourceError
 
 CSV_CHUNK_ROWS = 250_000
@@ -46,7 +46,7 @@ def read_training_window(uris: list[str], max_rows: int | None, seed: int) -> tu
 
 def chunk_sizes(uri: str) -> list[int]:
     """The row count of each chunk of a file: a parquet file's from its footer, a csv file's by reading it."""
-    if _is_parquet(uri):
+    if file_format(uri) == "parquet":
         import pyarrow.parquet as pq
 
         try:
@@ -58,20 +58,12 @@ def chunk_sizes(uri: str) -> list[int]:
     return [len(chunk) for chunk in _chunks(uri)]
 
 
-def _is_parquet(uri: str) -> bool:
-    name = uri.split("://")[-1].lower()
-    if name.endswith((".parquet", ".pq")):
-        return True
-    if ".csv" in name.rsplit("/", 1)[-1]:
-        return False
-    raise DataSourceError(f"{uri}: unsupported file type: expected a .csv or .parquet file")
-
-
 def _chunks(uri: str) -> Iterator[pd.DataFrame]:
     """A file's rows chunk by chunk, each as ``service.data.read_frame`` would read them."""
     try:
-        with fsspec.open(uri, "rb", compression=None if _is_parquet(uri) else "infer") as handle:
-            if _is_parquet(uri):
+        parquet = file_format(uri) == "parquet"
+        with fsspec.open(uri, "rb", compression=None if parquet else "infer") as handle:
+            if parquet:
                 import pyarrow.parquet as pq
 
                 file = pq.ParquetFile(handle)

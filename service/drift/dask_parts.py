@@ -26,7 +26,7 @@ import pandas as pd
 from service import categorical
 from service.column_rules import kind_of
 from service.contracts import ColumnKind
-from service.data import _format_of, storage_error
+from service.data import file_format, storage_error
 from service.errors import DataSourceError
 
 Piece = np.ndarray | pd.Series  # sorted finite float64 values, or distinct string -> count
@@ -62,7 +62,7 @@ def plan(uris: list[str], csv_block_bytes: int) -> list[Partition]:
 
 
 def _partitions_of(uri: str, csv_block_bytes: int) -> list[Partition]:
-    kind = _format_of(uri)
+    kind = file_format(uri)
     try:
         if kind == "parquet":
             import pyarrow.parquet as pq
