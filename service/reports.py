@@ -31,18 +31,23 @@ def draw_pending(registry: Registry, records: MonitorRecords | None = None, limi
     if runs:
         step("drawing %d drift report(s) with Evidently", len(runs))
     for run in runs:
-        draw(registry, run)
+        _draw_if_pending(registry, run.run_id)
     return len(runs)
 
 
 def report_of_check(registry: Registry, check_run_id: str) -> str | None:
     """The HTML report of a check, drawn now if still pending (a retrain keeps a copy of the report of the
     check that asked for it); None when it cannot be drawn."""
+    state = _draw_if_pending(registry, check_run_id)
+    return registry.run_text(check_run_id, REPORT_PATH) if state == REPORT_DRAWN else None
+
+
+def _draw_if_pending(registry: Registry, check_run_id: str) -> str:
+    """Draw a check's report unless someone drew it since its state was read: the retrain a check asked for
+    draws that check's report for its lineage, and the pass's records, read before, still say pending."""
     run = registry.ask(f"read check run {check_run_id}", lambda: registry.client.get_run(check_run_id))
     state = run.data.tags.get(f"{TAG}report", REPORT_DRAWN)  # older checks drew theirs with the verdict
-    if state == REPORT_PENDING:
-        state = draw(registry, RecordRun.of(run))
-    return registry.run_text(check_run_id, REPORT_PATH) if state == REPORT_DRAWN else None
+    return draw(registry, RecordRun.of(run)) if state == REPORT_PENDING else state
 
 
 def draw(registry: Registry, run: RecordRun) -> str:

@@ -86,3 +86,24 @@ def test_a_report_evidently_cannot_draw_leaves_the_pass_complete_with_the_reason
     assert [verdict.dataset_drift for verdict in summary.verdicts] == [False, True]
     states = report_states(Registry(load_config(config_path)))
     assert set(states.values()) == {("unavailable", "TypeError: evidently cannot draw this")}
+
+
+def test_a_check_whose_drift_retrains_the_model_has_its_report_drawn_once(
+    prefect: str, world: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given one drifted batch, a debounce of one, and every report Evidently draws counted
+    drawn: list[int] = []
+
+    def counted(reference: object, current: object, *args: object, **kwargs: object) -> str:
+        drawn.append(len(current))  # type: ignore[arg-type]
+        return original(reference, current, *args, **kwargs)  # type: ignore[arg-type]
+
+    original = reports.sampled_report
+    monkeypatch.setattr(reports, "sampled_report", counted)
+    config_path = world(n_batches=1, drift_at=1, config={"drift": {"debounce": {"window": 1, "min_drifted": 1}}})
+    # when a pass trains the champion, checks the batch, retrains on its drift and draws its reports
+    summary = monitor(str(config_path))
+    # then the retrain kept the check's report, and the end of the pass did not draw it a second time
+    assert [verdict.retrain for verdict in summary.verdicts] == [True] and len(summary.retrains) == 1
+    assert drawn == [600]
+    assert report_states(Registry(load_config(config_path))) == {"batch_001.csv": ("drawn", None)}
