@@ -8,6 +8,7 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.runtime import flow_run
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from flows import tasks
 from flows.notify import publish
@@ -75,7 +76,7 @@ def _pass(
     stream = batches or tasks.list_batches(config)
     reference = tasks.current_reference(registry)
     if reference is None:
-        summary.bootstrap = retrain(config_path)
+        summary.bootstrap = _retrain_subflow(config_path)
         reference = tasks.current_reference(registry)
     summary.config_changes = config_changes(config, reference.contract)
     history = tasks.read_records(registry)
@@ -85,7 +86,7 @@ def _pass(
         summary.retrain_requested = pending.run_id
         return summary, history
     if pending is not None:
-        summary.retrains += _retrained(retrain(config_path, drift_run_id=pending.run_id))
+        summary.retrains += _retrained(_retrain_subflow(config_path, drift_run_id=pending.run_id))
         reference = tasks.current_reference(registry)
     known = tasks.known_verdicts(history, stream)  # one task for the history, not one per old batch
     for uri in stream:
@@ -102,7 +103,9 @@ def _pass(
             break  # the rest waits for the champion that retrain makes
         if verdict.retrain:
             window = training_window(stream, uri, config.training.window)
-            summary.retrains += _retrained(retrain(config_path, window=window, drift_run_id=verdict.check_run_id))
+            summary.retrains += _retrained(
+                _retrain_subflow(config_path, window=window, drift_run_id=verdict.check_run_id)
+            )
             reference = tasks.current_reference(registry)
     return summary, history
 
@@ -119,6 +122,16 @@ def _check(
     create_link_artifact(verdict.report_uri, link_text=f"Drift report for {name}", key=f"{key}-report")
     publish([notify.drift_detected(config.model.name, verdict)])
     return verdict
+
+
+def _retrain_subflow(
+    config_path: str, window: list[str] | None = None, drift_run_id: str | None = None
+) -> RetrainSummary | None:
+    """The retrain flow as a subflow, without a heartbeat of its own. The pass's heartbeat already says
+    this process is alive, and Prefect's heartbeat thread sleeps in whole seconds, so joining it held
+    every subflow's end for up to one second."""
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        return retrain(config_path, window=window, drift_run_id=drift_run_id)
 
 
 def _retrained(outcome: RetrainSummary | None) -> list[RetrainSummary]:

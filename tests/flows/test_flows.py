@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -216,3 +217,24 @@ def test_a_pass_reads_the_monitoring_history_once_however_many_batches_it_checks
     ]
     assert monitoring_runs(config_path) == 4
     assert searched == 1
+
+
+def _flow_of(event: dict[str, Any]) -> str | None:
+    """The name of the flow an event's run belongs to."""
+    related = event.get("related") or []
+    return next((r.get("prefect.resource.name") for r in related if r.get("prefect.resource.role") == "flow"), None)
+
+
+def test_a_retrain_subflow_sends_no_heartbeat_of_its_own_beside_its_pass(
+    prefect: str, world: Callable[..., Path]
+) -> None:
+    # given a pass that trains its champion and retrains on drift: two retrain subflows in its process
+    since = datetime.now(UTC)
+    config_path = world(n_batches=1, drift_at=1, config={"drift": {"debounce": {"window": 1, "min_drifted": 1}}})
+    summary = monitor(str(config_path))
+    assert summary.bootstrap is not None and len(summary.retrains) == 1
+    # when the pass's end is stored with the Prefect API (events are stored in the order they were sent)
+    assert events_named(prefect, "prefect.flow-run.Completed", since, lambda event: _flow_of(event) == "monitor")
+    # then the pass's flow run sent a heartbeat, which says the process is alive, and no retrain run did
+    beating = {_flow_of(event) for event in events_named(prefect, "prefect.flow-run.heartbeat", since)}
+    assert beating == {"monitor"}
