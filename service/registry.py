@@ -225,7 +225,7 @@ class Registry:
         """Copy a version into another environment's model, with its lineage tags; idempotent.
 
         Into an environment with a registry of its own, everything the version carries is copied
-        across (``service.crossing``); within one registry, MLflow's ``copy_model_version`` suffices."""
+        across (``service.crossing``); within one registry, a version whose source is the original suffices."""
         if self.store(env) is not self.store(version.env):
             from service.crossing import copy_across
 
@@ -234,11 +234,15 @@ class Registry:
         existing = self._version_of_run(env, version.run_id)
         if existing is not None:
             return existing
-        copied = version_ref(
-            self.ask(f"copy {version.uri} to {name}", lambda: self.client.copy_model_version(version.uri, name)), env
+        # What MLflow's copy_model_version does, in one call: it would also copy where the version stands
+        # in its old environment (status, promoted_at) and leave the lineage to one tag call each.
+        tags = {f"{TAG}{key}": value for key, value in {**carried_tags(version), "copied_from": version.uri}.items()}
+        source = f"models:/{version.name}/{version.version}"
+        created = self.ask(
+            f"copy {version.uri} to {name}",
+            lambda: self.client.create_model_version(name, source, run_id=version.run_id, tags=tags),
         )
-        self.tag_version(copied, {**carried_tags(version), "copied_from": version.uri})
-        return self.version(env, copied.version)
+        return version_ref(created, env)
 
     def load_version(self, version: VersionRef) -> object:
         """Download a version's model from the store that holds it and load it."""

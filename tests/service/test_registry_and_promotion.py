@@ -77,6 +77,26 @@ def test_first_model_is_champion_in_dev_and_staging_and_waits_for_approval_in_pr
     assert registry.version("prod", "1").tags["driftloop.status"] == "awaiting_approval"
 
 
+def test_a_copy_into_the_next_environment_carries_the_lineage_and_not_where_it_stood_before(
+    registry: Registry,
+) -> None:
+    # given a model trained, champion in dev and staging since the promotion
+    train(registry)
+    promote_through(registry)
+    staging = registry.version("staging", "1")
+    assert {"driftloop.status", "driftloop.promoted_at"} <= set(staging.tags)
+    # when it is copied into prod, which waits for approval
+    prod = registry.version("prod", "1")
+    # then the copy carries staging's lineage, metrics and gate, names its source, and was never promoted there
+    local = {f"driftloop.{key}" for key in ("status", "promoted_at", "approved", "copied_from")}
+    carried = {key: value for key, value in staging.tags.items() if key not in local}
+    assert {"driftloop.train_hash", "driftloop.gate", "driftloop.training_run_id"} <= set(carried)
+    assert {key: prod.tags.get(key) for key in carried} == carried
+    assert prod.tags["driftloop.copied_from"] == staging.uri
+    assert prod.tags["driftloop.status"] == "awaiting_approval" and "driftloop.promoted_at" not in prod.tags
+    assert prod.run_id == staging.run_id
+
+
 def test_registered_version_carries_signature_example_datasets_metrics_and_lineage(
     registry: Registry, tmp_path: Path
 ) -> None:
