@@ -8,9 +8,9 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.runtime import flow_run
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from flows import tasks
+from flows.heartbeat import without_heartbeat
 from flows.notify import publish
 from flows.retrain import RetrainSummary, retrain
 from flows.slots import model_slot
@@ -127,10 +127,8 @@ def _check(
 def _retrain_subflow(
     config_path: str, window: list[str] | None = None, drift_run_id: str | None = None
 ) -> RetrainSummary | None:
-    """The retrain flow as a subflow, without a heartbeat of its own. The pass's heartbeat already says
-    this process is alive, and Prefect's heartbeat thread sleeps in whole seconds, so joining it held
-    every subflow's end for up to one second."""
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    """The retrain flow as a subflow, without a heartbeat of its own: the pass's says the process is alive."""
+    with without_heartbeat():
         return retrain(config_path, window=window, drift_run_id=drift_run_id)
 
 

@@ -64,11 +64,12 @@ def run(
             if not as_json:
                 typer.echo(f"{entry.name} ({entry.path}): nothing new")
             return ModelReport(entry.name, str(entry.path))
+        from flows.heartbeat import without_heartbeat_if_embedded
         from flows.monitor import monitor
         from service.cli.progress import printed_steps
 
         # A first pass trains the first model: say what it is doing (not into --json's document).
-        with nullcontext() if as_json else printed_steps():
+        with nullcontext() if as_json else printed_steps(), without_heartbeat_if_embedded():
             summary = monitor(str(entry.path), retrain_via=retrain_via)
         if not as_json:
             typer.echo(f"{entry.name} ({entry.path})")

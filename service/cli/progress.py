@@ -96,8 +96,10 @@ def _tick(printer: StepPrinter, done: threading.Event) -> None:
 @contextmanager
 def embedded_prefect() -> Iterator[None]:
     """Around a command's flow runs: with no Prefect API configured, start Prefect's embedded server
-    first and stop it last, each said, rather than in silence inside the first flow run and at exit."""
+    first and stop it last, each said, rather than in silence inside the first flow run and at exit.
+    Flow runs on it send no heartbeat: the server stops with this process, so no one could miss one."""
     from flows.embedded import embedded_server_needed, start_embedded_server, stop_embedded_server
+    from flows.heartbeat import without_heartbeat
 
     embedded = embedded_server_needed()
     if embedded:
@@ -105,7 +107,8 @@ def embedded_prefect() -> Iterator[None]:
             step("starting Prefect's embedded server (PREFECT_API_URL is unset)")
             start_embedded_server()
     try:
-        yield
+        with without_heartbeat(when=embedded):
+            yield
     finally:
         if embedded:
             with printed_steps():

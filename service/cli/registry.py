@@ -136,7 +136,9 @@ def predict(
     """Score a batch with ENV's @champion."""
     with reported_errors():
         load(config).registered_name(env)
+        from flows.heartbeat import without_heartbeat_if_embedded
         from flows.inference import batch_inference
 
-        summary = batch_inference(config_path(config), env, input_uri, output_uri)
+        with without_heartbeat_if_embedded():
+            summary = batch_inference(config_path(config), env, input_uri, output_uri)
     typer.echo(f"scored {summary.rows} rows with {summary.model_uri} → {summary.output_uri}")
