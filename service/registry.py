@@ -222,27 +222,22 @@ class Registry:
         return self.version(env, str(created.version))
 
     def copy_to(self, version: VersionRef, env: str) -> VersionRef:
-        """Copy a version into another environment's model, with its lineage tags; idempotent.
-
-        Into an environment with a registry of its own, everything the version carries is copied
-        across (``service.crossing``); within one registry, a version whose source is the original suffices."""
+        """Copy a version into another environment's model with its lineage tags; idempotent. Across registries
+        ``service.crossing`` copies all it carries; within one, a version of the same source is made in one call
+        (MLflow's copy_model_version would carry where it stood, promoted_at included, and tag call by call)."""
         if self.store(env) is not self.store(version.env):
             from service.crossing import copy_across
 
             return copy_across(self, version, env)
         name = self.ensure_model(env)
-        existing = self._version_of_run(env, version.run_id)
-        if existing is not None:
+        if (existing := self._version_of_run(env, version.run_id)) is not None:
             return existing
-        # What MLflow's copy_model_version does, in one call: it would also copy where the version stands
-        # in its old environment (status, promoted_at) and leave the lineage to one tag call each.
         tags = {f"{TAG}{key}": value for key, value in {**carried_tags(version), "copied_from": version.uri}.items()}
-        source = f"models:/{version.name}/{version.version}"
-        created = self.ask(
-            f"copy {version.uri} to {name}",
-            lambda: self.client.create_model_version(name, source, run_id=version.run_id, tags=tags),
-        )
-        return version_ref(created, env)
+
+        def create() -> object:
+            return self.client.create_model_version(name, version.uri, run_id=version.run_id, tags=tags)
+
+        return version_ref(self.ask(f"copy {version.uri} to {name}", create), env)
 
     def load_version(self, version: VersionRef) -> object:
         """Download a version's model from the store that holds it and load it."""
