@@ -23,7 +23,8 @@ from service.registry import TAG, Registry
 
 def draw_pending(registry: Registry, records: MonitorRecords | None = None, limit: int = 100) -> int:
     """Draw the pending reports of this model's checks, oldest first; return how many were handled.
-    A pass hands over the records it read and kept current; the sweep, drawing for a fleet, searches."""
+    A pass hands over the records it read and kept current; the sweep, drawing for a fleet, searches.
+    A pass's records may be behind on one thing: a retrain the pass started drew its check's report."""
     if records is None:
         runs = [RecordRun.of(run) for run in pending_reports(registry, limit)]
     else:
@@ -31,7 +32,10 @@ def draw_pending(registry: Registry, records: MonitorRecords | None = None, limi
     if runs:
         step("drawing %d drift report(s) with Evidently", len(runs))
     for run in runs:
-        _draw_if_pending(registry, run.run_id)
+        if records is None:
+            draw(registry, run)  # just searched: its state is current
+        else:
+            _draw_if_pending(registry, run.run_id)
     return len(runs)
 
 
