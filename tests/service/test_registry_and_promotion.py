@@ -80,13 +80,12 @@ def test_first_model_is_champion_in_dev_and_staging_and_waits_for_approval_in_pr
 def test_a_copy_into_the_next_environment_carries_the_lineage_and_not_where_it_stood_before(
     registry: Registry,
 ) -> None:
-    # given a model trained, champion in dev and staging since the promotion
+    # given a model trained and champion in dev
     train(registry)
+    # when it is promoted along: copied into staging (champion there) and into prod (awaiting approval)
     promote_through(registry)
-    staging = registry.version("staging", "1")
+    staging, prod = registry.version("staging", "1"), registry.version("prod", "1")
     assert {"driftloop.status", "driftloop.promoted_at"} <= set(staging.tags)
-    # when it is copied into prod, which waits for approval
-    prod = registry.version("prod", "1")
     # then the copy carries staging's lineage, metrics and gate, names its source, and was never promoted there
     local = {f"driftloop.{key}" for key in ("status", "promoted_at", "approved", "copied_from")}
     carried = {key: value for key, value in staging.tags.items() if key not in local}
