@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import pandas as pd
 
@@ -55,6 +56,15 @@ class Challenger:
     @property
     def dropped_unlabelled(self) -> int:
         return self.rows.dropped_unlabelled
+
+    # Hashed once each: the training key, the lineage and the version's tags all name them.
+    @cached_property
+    def train_hash(self) -> str:
+        return frame_hash(self.train)
+
+    @cached_property
+    def holdout_hash(self) -> str:
+        return frame_hash(self.holdout)
 
 
 @dataclass(frozen=True)
@@ -180,7 +190,7 @@ class OwnColumns:
 
 def training_key(challenger: Challenger, drift_run_id: str | None) -> str:
     """What makes two trainings the same one: the request and the exact data (a retry, or a rerun)."""
-    parts = [drift_run_id or "-", *challenger.uris, frame_hash(challenger.train), frame_hash(challenger.holdout)]
+    parts = [drift_run_id or "-", *challenger.uris, challenger.train_hash, challenger.holdout_hash]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
@@ -230,8 +240,8 @@ def _lineage(
     champion = registry.at_alias(registry.config.environments[0], CHAMPION)
     return {
         "training_data": list(challenger.uris),
-        "train_hash": frame_hash(challenger.train),
-        "holdout_hash": frame_hash(challenger.holdout),
+        "train_hash": challenger.train_hash,
+        "holdout_hash": challenger.holdout_hash,
         "dropped_unlabelled_rows": challenger.dropped_unlabelled,
         "window_rows": challenger.rows.window,
         "sampled_rows": challenger.rows.read if challenger.rows.sampled else None,
@@ -254,8 +264,8 @@ def _lineage_tags(
     champion = registry.at_alias(config.environments[0], CHAMPION)
     return {
         "model": config.model.name,
-        "train_hash": frame_hash(challenger.train),
-        "holdout_hash": frame_hash(challenger.holdout),
+        "train_hash": challenger.train_hash,
+        "holdout_hash": challenger.holdout_hash,
         "dropped_unlabelled_rows": str(challenger.dropped_unlabelled),
         "window_rows": str(challenger.rows.window),
         "sampled_rows": str(challenger.rows.read) if challenger.rows.sampled else "",

@@ -9,9 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 
+from service import retrain
 from service.config_file import load_config
+from service.data import frame_hash
 from service.errors import PromotionError, RegistryUnavailable
 from service.evaluate import GateDecision
 from service.promote import Outcome, approve, promote_through, rollback
@@ -94,6 +97,26 @@ def test_a_copy_into_the_next_environment_carries_the_lineage_and_not_where_it_s
     assert prod.tags["driftloop.copied_from"] == staging.uri
     assert prod.tags["driftloop.status"] == "awaiting_approval" and "driftloop.promoted_at" not in prod.tags
     assert prod.run_id == staging.run_id
+
+
+def test_a_registration_hashes_its_training_and_holdout_data_once_each_and_records_those_hashes(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given every frame the retrain steps hash, recorded
+    hashed: list[int] = []
+
+    def recorded(frame: pd.DataFrame) -> str:
+        hashed.append(len(frame))
+        return frame_hash(frame)
+
+    monkeypatch.setattr(retrain, "frame_hash", recorded)
+    # when a model is trained and registered
+    version, _decision, _outcome = train(registry)
+    # then the training rows and the holdout rows were hashed once each, for the key, lineage and tags alike
+    lineage, params = registry.lineage(version), registry.client.get_run(version.run_id).data.params
+    assert sorted(hashed) == sorted([int(params["rows.train"]), int(params["rows.holdout"])])
+    assert lineage["train_hash"] == version.tags["driftloop.train_hash"]
+    assert lineage["holdout_hash"] == version.tags["driftloop.holdout_hash"]
 
 
 def test_registered_version_carries_signature_example_datasets_metrics_and_lineage(
