@@ -22,28 +22,16 @@ from service.drift.dask_engine import check_on_dask
 from service.errors import ComputeUnavailable, ConfigError, ContractViolation
 from service.settings import DriftSection
 from tests.dask_support import killing_first, worker_pids
+from tests.service.test_drift_engines import scenario
 
 
 def table(rows: int, seed: int, drift: float) -> pd.DataFrame:
-    """Numeric columns (rich, few-valued, integer, with missing values) and categorical ones (strings,
-    booleans, many values), all shifted by ``drift``."""
-    rng = np.random.default_rng(seed)
-    with_nans = rng.normal(5 + 2 * drift, 1, rows)
-    with_nans[rng.random(rows) < 0.1] = np.nan
-    many = [f"c{i}" for i in range(30)]
-    weights = np.linspace(1, 1 + 3 * drift, 30)
-    return pd.DataFrame(
-        {
-            "id": np.arange(rows),
-            "normal": rng.normal(drift, 1, rows),
-            "few_values": rng.choice([1.0, 2.0, 3.0, 4.0], rows, p=[0.4 - 0.2 * drift, 0.3, 0.2, 0.1 + 0.2 * drift]),
-            "with_nans": with_nans,
-            "integer": rng.integers(0, 50 + int(40 * drift), rows),
-            "city": rng.choice(["paris", "lyon", "nice"], rows, p=[0.5 - 0.3 * drift, 0.3, 0.2 + 0.3 * drift]),
-            "flag": rng.choice([True, False], rows, p=[0.7 - 0.4 * drift, 0.3 + 0.4 * drift]),
-            "many": rng.choice(many, rows, p=weights / weights.sum()),
-        }
-    )
+    """The engine tests' scenario less its skewed column, with an id first, integers as ints and the flag
+    as booleans: numeric columns (rich, few-valued, integer, with missing values) and categorical ones
+    (strings, booleans, many values), all shifted by ``drift``."""
+    frame = scenario(rows, seed, drift).drop(columns="skewed")
+    frame.insert(0, "id", np.arange(rows))
+    return frame.assign(integer=frame["integer"].astype(int), flag=frame["flag"] == "yes")
 
 
 def write_split(frame: pd.DataFrame, folder: Path, name: str, fmt: str, files: int) -> str:
