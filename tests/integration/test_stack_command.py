@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -187,3 +189,12 @@ def test_the_stacks_prefect_yaml_puts_models_and_config_where_the_stack_has_them
     assert {d["parameters"]["config_path"] for name, d in both.items() if name != "sweep"} == {str(config)}
     # schedules stay paused: the user sweeps when they want
     assert [schedule["active"] for schedule in both["sweep"]["schedules"]] == [False]
+
+
+def test_every_flow_run_of_the_stack_is_prefects_engine_started_by_this_python(tmp_path: Path) -> None:
+    """Without a command, Prefect 3.8's process worker starts a workspace supervisor that imports Prefect
+    and then execs the engine, which imports it again: the stack's deployments name the engine itself."""
+    deployments = registered(Stack(tmp_path / "s", backend="sqlite", models_dir=write_models(tmp_path / "m", "a")))
+    commands = {name: shlex.split(d["work_pool"]["job_variables"]["command"]) for name, d in deployments.items()}
+    assert set(commands) == {"sweep", "monitor", "retrain", "promote", "approval", "batch-inference"}
+    assert all(command == [sys.executable, "-m", "prefect.engine"] for command in commands.values()), commands
