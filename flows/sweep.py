@@ -34,9 +34,10 @@ def sweep(
     """Read the models directory afresh (a new file is picked up with nothing restarted) and start a
     monitor run per model, tagged and named by model so the Prefect UI can filter them.
 
-    The monitor runs leave their drift reports to the sweep: once they have ended (or after
-    ``reports_wait_seconds``, the rest left to the next sweep), it draws every model's in this one
-    process, so a fleet imports Evidently once instead of once per model."""
+    The monitor runs leave their drift reports to the sweep, which draws every model's in this one
+    process, so a fleet imports Evidently once instead of once per model. It draws a model's as soon as
+    its pass has ended, while the others run; a pass still going after ``reports_wait_seconds`` leaves
+    its reports to the next sweep."""
     started, now = [], datetime.now(UTC)
     entries = tasks.load_fleet(models_dir)
     for entry in entries:
@@ -44,33 +45,47 @@ def sweep(
             get_run_logger().error("%s: %s", entry.path, entry.error)
             started.append(Started(entry.name, str(entry.path), None, entry.error))
     due = [entry for entry in entries if entry.config is not None and _due(entry, now)]
-    with_reports, to_check = [], []
+    reports_only, to_check = [], []
     for entry, reason in tasks.models_with_work(due):
         if reason is None:  # nothing new: no run, no Job, no process started for this model
             continue
-        with_reports.append(entry)
-        if reason != REPORT_PENDING:  # a report alone needs no pass: the sweep draws it itself
-            get_run_logger().info("%s: %s", entry.name, reason)
-            to_check.append(entry)
-    started += _start_paced(to_check, retrain_via, reports_wait_seconds)
-    _wait_for([run.flow_run_id for run in started if run.flow_run_id], reports_wait_seconds)
-    for entry in with_reports:
-        _draw_reports(entry)
-    return started
+        if reason == REPORT_PENDING:  # a report alone needs no pass: the sweep draws it itself
+            reports_only.append(entry)
+            continue
+        get_run_logger().info("%s: %s", entry.name, reason)
+        to_check.append(entry)
+    return started + _passes_then_reports(to_check, reports_only, retrain_via, reports_wait_seconds)
 
 
-def _start_paced(entries: list[ModelEntry], retrain_via: str, seconds: float) -> list[Started]:
-    """Start the passes no faster than the monitor deployment's concurrency limit lets them run: a run
-    started beyond it is refused a slot and retried only after the server's slot wait (30 s by default),
-    so a fleet started at once would spend most of its sweep waiting. A run still going after
-    ``seconds`` stops holding back the others (the deployment's limit still caps them)."""
-    cap, started, running = _monitor_cap(), [], {}
-    for entry in entries:
-        while len(running) >= cap:
-            _wait_for_one(running, seconds)
-        run = _start_pass(entry, retrain_via)
-        started.append(run)
-        running[str(run.flow_run_id)] = time.monotonic()
+def _passes_then_reports(
+    to_check: list[ModelEntry], reports_only: list[ModelEntry], retrain_via: str, seconds: float
+) -> list[Started]:
+    """Start the passes no faster than the monitor deployment's concurrency limit lets them run, and draw
+    each model's reports once its pass has ended, between starts.
+
+    A run started beyond the limit is refused a slot and retried only after the server's slot wait (30 s by
+    default), so a fleet started at once would spend most of its sweep waiting. Reports drawn while the
+    other passes run use the time a sweep would otherwise spend waiting for them, and a fleet's last pass
+    is not followed by every model's reports in a row. A pass still going after ``seconds`` stops holding
+    back the others (the deployment's limit still caps them) and its reports wait for the next sweep."""
+    cap, queue, to_draw = _monitor_cap(), list(to_check), list(reports_only)
+    started: list[Started] = []
+    running: dict[str, tuple[ModelEntry, float]] = {}
+    while queue or running or to_draw:
+        while queue and len(running) < cap:
+            entry = queue.pop(0)
+            run = _start_pass(entry, retrain_via)
+            started.append(run)
+            running[str(run.flow_run_id)] = (entry, time.monotonic())
+        if to_draw:
+            _draw_reports(to_draw.pop(0))
+        elif running:
+            time.sleep(1)
+        if running:
+            ended, outlived = _ended(running, seconds)
+            to_draw += [running.pop(run_id)[0] for run_id in ended]
+            for run_id in outlived:
+                running.pop(run_id)
     return started
 
 
@@ -82,22 +97,21 @@ def _monitor_cap() -> int:
     return limit.limit if limit is not None and limit.limit > 0 else 1_000_000
 
 
-def _wait_for_one(running: dict[str, float], seconds: float) -> None:
-    """Until one of the running passes has ended or outlived ``seconds``; it leaves ``running``."""
+def _ended(running: dict[str, tuple[ModelEntry, float]], seconds: float) -> tuple[list[str], list[str]]:
+    """Which of the running passes have ended, and which have outlived ``seconds`` without ending."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+    ids, ended = list(running), []
     with get_client(sync_client=True) as client:
-        while True:
-            chunk = FlowRunFilter(id=FlowRunFilterId(any_=list(running)))
+        for start in range(0, len(ids), 200):  # the API reads at most 200 runs per call
+            chunk = FlowRunFilter(id=FlowRunFilterId(any_=ids[start : start + 200]))
             runs = client.read_flow_runs(flow_run_filter=chunk, limit=200)
-            ended = {str(run.id) for run in runs if run.state and run.state.is_final()}
-            ended |= {run_id for run_id, began in running.items() if time.monotonic() - began > seconds}
-            if ended:
-                for run_id in ended:
-                    running.pop(run_id, None)
-                return
-            time.sleep(1)
+            ended += [str(run.id) for run in runs if run.state and run.state.is_final()]
+    outlived = [
+        run_id for run_id, (_, began) in running.items() if run_id not in ended and time.monotonic() - began > seconds
+    ]
+    return ended, outlived
 
 
 def _start_pass(entry: ModelEntry, retrain_via: str) -> Started:
@@ -115,27 +129,12 @@ def _start_pass(entry: ModelEntry, retrain_via: str) -> Started:
 
 def _draw_reports(entry: ModelEntry) -> None:
     try:
-        tasks.draw_reports(Registry(entry.config))
+        drawn = tasks.draw_reports(Registry(entry.config))
     except Exception as exc:  # isolation: they stay pending, and the next sweep draws them
         get_run_logger().error("%s: drift reports left for the next sweep: %s", entry.name, one_line(exc))
-
-
-def _wait_for(flow_run_ids: list[str], seconds: float) -> None:
-    """Until every one of these runs has ended, or ``seconds`` have passed."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    deadline, waiting = time.monotonic() + seconds, list(flow_run_ids)
-    with get_client(sync_client=True) as client:
-        while waiting and time.monotonic() < deadline:
-            ended = set()
-            for start in range(0, len(waiting), 200):  # the API reads at most 200 runs per call
-                chunk = FlowRunFilter(id=FlowRunFilterId(any_=waiting[start : start + 200]))
-                runs = client.read_flow_runs(flow_run_filter=chunk, limit=200)
-                ended |= {str(run.id) for run in runs if run.state and run.state.is_final()}
-            waiting = [run_id for run_id in waiting if run_id not in ended]
-            if waiting:
-                time.sleep(2)
+        return
+    if drawn:
+        get_run_logger().info("%s: %d drift report(s) drawn", entry.name, drawn)
 
 
 def _due(entry: ModelEntry, now: datetime) -> bool:

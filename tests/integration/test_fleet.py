@@ -305,7 +305,7 @@ def monitor_cap(limit: int) -> Iterator[None]:
             client.update_deployment(deployment.id, DeploymentUpdate(concurrency_limit=before))
 
 
-def test_the_sweep_starts_passes_as_slots_free_so_none_waits_out_the_servers_slot_retry(
+def test_the_sweep_starts_passes_as_slots_free_and_draws_reports_while_later_passes_run(
     stack: Stack, make_world: Callable[..., World], prefect_client_settings: str, tmp_path: Path
 ) -> None:
     # given three models with new batches, and room for one monitor run at a time
@@ -325,6 +325,10 @@ def test_the_sweep_starts_passes_as_slots_free_so_none_waits_out_the_servers_slo
     # and none was refused a slot (refused, it would have waited 30 s for the server to let it retry)
     refused = [name for name, run in monitors.items() if "AwaitingConcurrencySlot" in _state_names(run.id)]
     assert refused == []
+    # and the sweep drew the first model's drift report while the last pass still ran, not after every pass
+    (sweep_run,) = deployment_runs(SWEEP, since)
+    first_drawing = min(_task_run_starts(sweep_run.id, "draw_reports"))
+    assert first_drawing < max(run.end_time for run in monitors.values())
 
 
 def _state_names(flow_run_id: Any) -> list[str]:
@@ -332,3 +336,15 @@ def _state_names(flow_run_id: Any) -> list[str]:
 
     with get_client(sync_client=True) as client:
         return [state.name for state in client.read_flow_run_states(flow_run_id)]
+
+
+def _task_run_starts(flow_run_id: Any, task: str) -> list[datetime]:
+    """When each run of ``task`` in a flow run started."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=200)
+    starts = [run.start_time for run in runs if run.name.rsplit("-", 1)[0] == task and run.start_time]
+    assert starts, f"no {task} run in flow run {flow_run_id}: {[run.name for run in runs]}"
+    return starts
