@@ -191,7 +191,7 @@ def test_the_stacks_prefect_yaml_puts_models_and_config_where_the_stack_has_them
     assert [schedule["active"] for schedule in both["sweep"]["schedules"]] == [False]
 
 
-def test_every_flow_run_of_the_stack_is_prefects_engine_started_by_this_python(tmp_path: Path) -> None:
+def test_every_deployment_of_the_stack_starts_prefects_engine_itself_with_this_python(tmp_path: Path) -> None:
     """Without a command, Prefect 3.8's process worker starts a workspace supervisor that imports Prefect
     and then execs the engine, which imports it again: the stack's deployments name the engine itself."""
     deployments = registered(Stack(tmp_path / "s", backend="sqlite", models_dir=write_models(tmp_path / "m", "a")))
