@@ -68,7 +68,7 @@ def _passes_then_reports(
     other passes run use the time a sweep would otherwise spend waiting for them, and a fleet's last pass
     is not followed by every model's reports in a row. A pass still going after ``seconds`` stops holding
     back the others (the deployment's limit still caps them) and its reports wait for the next sweep."""
-    cap, queue, to_draw = _monitor_cap(), list(to_check), list(reports_only)
+    cap, queue, to_draw = _monitor_cap() if to_check else 0, list(to_check), list(reports_only)
     started: list[Started] = []
     running: dict[str, tuple[ModelEntry, float]] = {}
     while queue or running or to_draw:
