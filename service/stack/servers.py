@@ -56,7 +56,8 @@ class StackState:
 CLUSTER_MODELS_DIR = "/etc/driftloop/models"
 # A flow-run process is Prefect's engine itself. Without a command, Prefect 3.8's process worker starts a
 # workspace supervisor that imports Prefect, prepares the workspace and then execs the engine, which
-# imports it all again: 2.4 CPU s more per model in a fleet sweep, for dependency installs we never ask.
+# imports it all again: 2.4 CPU s more per model in a 6-model sweep, for dependency installs we never
+# ask for.
 ENGINE_COMMAND = shlex.join([sys.executable, "-m", "prefect.engine"])
 
 
