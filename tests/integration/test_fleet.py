@@ -26,6 +26,8 @@ from integration.helpers import (
     emit,
     read_flow_run,
     start_deployment,
+    task_name,
+    task_runs,
     wait_for_flow_run,
     wait_for_retrains,
     wait_for_task,
@@ -327,7 +329,9 @@ def test_the_sweep_starts_passes_as_slots_free_and_draws_reports_while_later_pas
     assert refused == []
     # and the sweep drew the first model's drift report while the last pass still ran, not after every pass
     (sweep_run,) = deployment_runs(SWEEP, since)
-    first_drawing = min(_task_run_starts(sweep_run.id, "draw_reports"))
+    drawings = [run.start_time for run in task_runs(sweep_run.id) if task_name(run) == "draw_reports"]
+    assert drawings and all(drawings), "the sweep drew the models' reports"
+    first_drawing = min(drawings)
     assert first_drawing < max(run.end_time for run in monitors.values())
 
 
@@ -336,15 +340,3 @@ def _state_names(flow_run_id: Any) -> list[str]:
 
     with get_client(sync_client=True) as client:
         return [state.name for state in client.read_flow_run_states(flow_run_id)]
-
-
-def _task_run_starts(flow_run_id: Any, task: str) -> list[datetime]:
-    """When each run of ``task`` in a flow run started."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=200)
-    starts = [run.start_time for run in runs if run.name.rsplit("-", 1)[0] == task and run.start_time]
-    assert starts, f"no {task} run in flow run {flow_run_id}: {[run.name for run in runs]}"
-    return starts
