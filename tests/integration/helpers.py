@@ -93,14 +93,14 @@ def task_runs(flow_run_id: Any) -> list[Any]:
         return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=200)
 
 
-def task_name(task_run: Any) -> str:
+def task_of(task_run: Any) -> str:
     """The task a task run ran: its run name less the suffix Prefect adds."""
     return task_run.name.rsplit("-", 1)[0]
 
 
 def task_run_names(flow_run_id: Any) -> dict[str, str]:
     """Task runs of a flow run: name → state type (the latest run of each name)."""
-    return {task_name(task): task.state.type.value if task.state else "?" for task in task_runs(flow_run_id)}
+    return {task_of(task): task.state.type.value if task.state else "?" for task in task_runs(flow_run_id)}
 
 
 def wait_for_task(flow_run_id: Any, task_name: str, timeout: float = 180) -> None:

@@ -26,7 +26,7 @@ from integration.helpers import (
     emit,
     read_flow_run,
     start_deployment,
-    task_name,
+    task_of,
     task_runs,
     wait_for_flow_run,
     wait_for_retrains,
@@ -329,7 +329,7 @@ def test_the_sweep_starts_passes_as_slots_free_and_draws_reports_while_later_pas
     assert refused == []
     # and the sweep drew the first model's drift report while the last pass still ran, not after every pass
     (sweep_run,) = deployment_runs(SWEEP, since)
-    drawings = [run.start_time for run in task_runs(sweep_run.id) if task_name(run) == "draw_reports"]
+    drawings = [run.start_time for run in task_runs(sweep_run.id) if task_of(run) == "draw_reports"]
     assert drawings and all(drawings), "the sweep drew the models' reports"
     first_drawing = min(drawings)
     assert first_drawing < max(run.end_time for run in monitors.values())
