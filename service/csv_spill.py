@@ -107,6 +107,12 @@ def _trimmed(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     return pc.replace_substring_regex(pc.utf8_trim_whitespace(values), r"^\+", "")
 
 
+def _numbers_only_to_pyarrow(values: pa.Array | pa.ChunkedArray) -> bool:
+    # pyarrow casts hexadecimal integers ("0x1f") and "NaN" in any case ("NAN"; pandas' own spellings
+    # are gaps already); pandas reads neither as a number.
+    return bool(pc.any(pc.match_substring_regex(values, r"^\s*[+-]?(0[xX]|[nN][aA][nN]\s*$)")).as_py())
+
+
 def _as_number(
     values: pa.Array | pa.ChunkedArray, kinds: Sequence[pa.DataType], indices: pa.Array | None = None
 ) -> pd.Series | None:
@@ -117,6 +123,11 @@ def _as_number(
             numbers = pc.cast(values, kind)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
+        if _numbers_only_to_pyarrow(values):
+            return None  # pandas keeps the column as text, and so must we
         column = numbers if indices is None else numbers.take(indices)
-        return (column.cast(pa.float64()) if kind == pa.int64() and column.null_count else column).to_pandas()
+        if kind == pa.int64() and column.null_count:
+            # Past 2**53 an integer has no exact float: rounded to the nearest, as pandas' parser rounds it.
+            column = column.cast(pa.float64(), safe=False)
+        return column.to_pandas()
     return None

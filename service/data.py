@@ -10,6 +10,7 @@ import fsspec
 import pandas as pd
 import pyarrow as pa
 
+from service.csv_frames import read_csv
 from service.errors import DataSourceError, DataSourceUnavailable
 
 READERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -103,8 +104,8 @@ def read_frame(uri: str, *, categories: bool = False, columns: list[str] | None 
         with fsspec.open(uri, "rb", compression="infer") as handle:
             if kind == "parquet":
                 return _read_parquet(handle, categories, columns)
-            # round_trip: floats read back exactly as written, so csv and parquet copies hash alike.
-            return pd.read_csv(handle, float_precision="round_trip", usecols=columns)
+            # Floats read back exactly as written (round-trip), so csv and parquet copies hash alike.
+            return read_csv(handle, columns)
     except pd.errors.EmptyDataError:
         raise DataSourceError(f"{uri}: file is empty: expected a header row and data rows") from None
     except Exception as exc:  # classified: bad content is bad input, a failing store is retried

@@ -193,7 +193,7 @@ def test_a_csv_column_is_typed_over_all_its_values_as_pandas_types_it(tmp_path: 
     # when read a column at a time, and whole by pandas
     with columns.ColumnTable([str(path)]) as batch:
         read = {name: batch.column(name) for name in batch.names}
-    whole = read_frame(str(path))
+    whole = pd.read_csv(path, float_precision="round_trip")
     # then every column has pandas' type (text as a Categorical of the same strings) and the same values
     for name, column in read.items():
         expected = whole[name]
