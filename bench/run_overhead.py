@@ -4,15 +4,16 @@ A monitor pass with no champion trains one on the reference, checks the (drifted
 debounce of 1 — retrains, evaluates, registers and promotes. The scikit-learn calls inside it are timed
 where they happen (``Pipeline.fit`` / ``predict`` wrapped), and so are the drift statistics; what is
 left is driftloop's orchestration and registry overhead: Prefect, MLflow logging and registration,
-reading and hashing files, the HTML report. Prefect's API runs in a test server started beforehand, as
-a service's would be; a warm-up pass keeps first-import costs out of the figure. The measured pass runs
-``--repeat`` times (a model of its own each time): the median is the figure, each pass's is beside it.
+reading and hashing files, the HTML report. The passes run as ``driftloop run`` runs them: on Prefect's
+embedded server (with PREFECT_API_URL unset; its state in a temporary PREFECT_HOME), started before the
+clock as the command does; a warm-up pass keeps first-import costs out of the figure. The measured pass
+runs ``--repeat`` times (a model of its own each time): the median is the figure, each pass's is beside it.
 
-Prefect's test API keeps its state in SQLite, as the embedded server of ``driftloop run`` does. When a
-request's transaction loses a race with the server's own writes (recording task runs from events), the
-API answers 503 "database is locked" and Prefect's client waits about 2 s before asking again: those
-retries are counted, because they are a large and irregular part of the figure. A Prefect server on
-PostgreSQL, as on the cluster, has no such race.
+The embedded server keeps its state in SQLite. When a request's transaction loses a race with the
+server's own writes (recording task runs from events), the API answers 503 "database is locked" and
+Prefect's client asks again: those retries are counted, because each waits (2 s by Prefect's client; tens
+of milliseconds for the model slots, which ask for themselves). A Prefect server on PostgreSQL, as on the
+cluster, has no such race.
 
     python bench/run_overhead.py [--rows 100000] [--repeat 3]
 """
@@ -115,16 +116,22 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="measured passes; the median is the figure")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the first measured pass here")
     args = parser.parse_args()
-    from prefect.testing.utilities import prefect_test_harness
+    from prefect.settings import PREFECT_HOME, temporary_settings
 
     from flows.monitor import monitor
+    from service.cli.progress import embedded_prefect
 
     client_log = logging.getLogger("prefect.client")
     counter = RetryCounter()
     client_log.addHandler(counter)
     client_log.setLevel(logging.DEBUG)
     passes: list[dict[str, float]] = []
-    with tempfile.TemporaryDirectory() as tmp, prefect_test_harness(server_startup_timeout=120), instrumented():
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        temporary_settings({PREFECT_HOME: Path(tmp) / "prefect-home"}),
+        embedded_prefect(),
+        instrumented(),
+    ):
         # The warm-up shares the measured passes' MLflow store (another model in it), so the store's
         # one-time set-up is paid before the clock starts, as in a long-lived worker or server.
         timed_run(monitor, write_world(Path(tmp), 2000, "warmup"))
