@@ -11,9 +11,9 @@ runs ``--repeat`` times (a model of its own each time): the median is the figure
 
 The embedded server keeps its state in SQLite. When a request's transaction loses a race with the
 server's own writes (recording task runs from events), the API answers 503 "database is locked" and
-Prefect's client asks again: those retries are counted, because each waits (2 s by Prefect's client; tens
-of milliseconds for the model slots, which ask for themselves). A Prefect server on PostgreSQL, as on the
-cluster, has no such race.
+Prefect's client asks again: those retries are counted. Prefect's client waits 2 s before the first; in a
+process that imports driftloop's flows it waits 10 ms (``flows.quick_retries``). A Prefect server on
+PostgreSQL, as on the cluster, has no such race.
 
     python bench/run_overhead.py [--rows 100000] [--repeat 3]
 """

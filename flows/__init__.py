@@ -8,3 +8,8 @@ import gc
 # for memory the operating system takes back anyway. Frozen objects are not walked; exit handlers
 # registered before this one (Prefect's, which send the last logs) run after it, and still run.
 atexit.register(gc.freeze)
+
+# Prefect's clients ask again soon after a SQLite server's 503, not after 2 s (see flows.quick_retries).
+from flows.quick_retries import install  # noqa: E402
+
+install()

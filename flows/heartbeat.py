@@ -16,11 +16,12 @@ from contextlib import AbstractContextManager, contextmanager
 @contextmanager
 def without_heartbeat(when: bool = True) -> Iterator[None]:
     """Flow runs started inside (``when`` true) send no heartbeat."""
-    if not when:
-        yield
-        return
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
+    # Off already (a subflow of a pass on the embedded server): changing settings costs 20 ms each time.
+    if not when or PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() is None:
+        yield
+        return
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
 

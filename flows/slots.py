@@ -7,17 +7,17 @@ deployment's fleet-wide places while other models queue behind — it ends at on
 nothing: the run holding the slot answers the same drift, or makes the request stale, and a decision
 still unanswered afterwards is asked for again by the model's next monitor pass.
 
-The slot is taken and given back here rather than by ``prefect.concurrency.sync.concurrency``, whose
-client waits 2 s (then 4, 8...) after a 503. A Prefect server on SQLite (the embedded one of
-``driftloop run``, a test API) answers 503 "database is locked" when taking a slot races one of its own
-writes, a lock that clears in milliseconds: it hit most passes of ``bench/run_overhead.py``.
+The slot is taken and given back here rather than by ``prefect.concurrency.sync.concurrency``: through one
+client kept for the process (a new one costs an SSL context and a version check: 42 ms a slot before,
+11 ms after), asking again soon after a 503 (``flows.quick_retries``), where Prefect's concurrency client
+waited 2 s each time a SQLite server's lock raced the slot, most passes of ``bench/run_overhead.py``.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -39,6 +39,7 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.logging.loggers import get_logger
 from prefect.runtime import flow_run
 
+from flows.quick_retries import soon_after_503
 from service.errors import InfrastructureError
 
 ACQUIRE_SECONDS = 3600.0  # only ever waited for in the rare race of two runs seeing the slot free
@@ -48,8 +49,6 @@ ACQUIRE_SECONDS = 3600.0  # only ever waited for in the rare race of two runs se
 ORPHAN_DECAY = 1 / 3600
 # The holder renews its lease while it runs; a Prefect server revokes a lease nobody renewed for this long.
 LEASE_SECONDS = 60.0
-# Waits before asking again after a request's first 503s; later ones get the client's back-off (8 s, 16 s).
-QUICK_RETRY_SECONDS = (0.05, 0.2, 0.8)
 
 
 def slot_name(kind: str, model: str) -> str:
@@ -65,65 +64,75 @@ def model_slot(kind: str, model: str, config_path: str) -> Iterator[bool]:
     against the runs themselves: a slot held while no other ``kind`` run of this config is running was
     left by a run that died (a killed Job; a Prefect server restart loses its leases) and is taken over."""
     name = slot_name(kind, model)
-    with _client() as client:
-        if not _free_or_orphaned(client, name, kind, config_path):
-            yield False
-            return
-        lease = _take(client, name)  # free a moment ago: taken, or waited for if another run took it in between
-        try:
-            with _renewed(lease):
-                yield True
-        finally:
-            _give_back(client, lease)
+    client = _client()
+    lease = _take_unless_held(client, name, kind, config_path)
+    if lease is None:
+        yield False
+        return
+    try:
+        with _renewed(lease):
+            yield True
+    finally:
+        _give_back(client, lease)
+
+
+_CLIENTS: dict[tuple[str, ...], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
 
 
 def _client() -> Any:
-    """A Prefect client that asks again within milliseconds after its first 503s (see the module's doc)."""
-    return get_client(sync_client=True, httpx_settings={"event_hooks": {"response": [_soon_after_503]}})
+    """The process's client of this API for slots, kept open: a new Prefect client costs an SSL context
+    and a version check, tens of milliseconds a slot. It asks again soon after a 503 (the module's doc)."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY, PREFECT_API_URL
+
+    key = (
+        str(PREFECT_API_URL.value() or _embedded_api()),
+        str(PREFECT_API_KEY.value()),
+        str(PREFECT_API_AUTH_STRING.value()),
+    )
+    with _CLIENTS_LOCK:
+        if key not in _CLIENTS:
+            client = get_client(sync_client=True, httpx_settings={"event_hooks": {"response": [soon_after_503]}})
+            _CLIENTS[key] = client.__enter__()  # never left: each `with` elsewhere only nests in it
+        return _CLIENTS[key]
 
 
-_SEEN_503: weakref.WeakKeyDictionary[httpx.Request, int] = weakref.WeakKeyDictionary()
+def _embedded_api() -> str:
+    # What get_client does with no API configured: Prefect's embedded server, started once per process.
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    return server.api_url
 
 
-def _soon_after_503(response: httpx.Response) -> None:
-    # Prefect's client waits as long as a Retry-After header says: a short one for the first few 503s of
-    # a request (the client sends the same request object again), its own back-off for the rest.
-    if response.status_code != 503 or "Retry-After" in response.headers:
-        return
-    seen = _SEEN_503.get(response.request, 0)
-    _SEEN_503[response.request] = seen + 1
-    if seen < len(QUICK_RETRY_SECONDS):
-        response.headers["Retry-After"] = str(QUICK_RETRY_SECONDS[seen])
-
-
-def _free_or_orphaned(client: Any, name: str, kind: str, config_path: str) -> bool:
-    """Whether the slot can be taken: free (created here on first use), or held by a run that died."""
+def _take_unless_held(client: Any, name: str, kind: str, config_path: str) -> UUID | None:
+    """A lease on the slot, taken if it is free (created on first use) or held by a run that died; None
+    when a running run holds it. Read before it is taken: a slot taken at once after the run's first task
+    met the server still recording that task, a 503 nearly every time."""
     try:
         held = client.read_global_concurrency_limit_by_name(name).active_slots >= 1
     except ObjectNotFound:
         try:
             limit = GlobalConcurrencyLimitCreate(name=name, limit=1, slot_decay_per_second=ORPHAN_DECAY)
             client.create_global_concurrency_limit(limit)
-            return True
+            held = False
         except ObjectAlreadyExists:  # another run created it between our read and our create
             held = client.read_global_concurrency_limit_by_name(name).active_slots >= 1
-    if not held:
-        return True
-    if _another_run(client, kind, config_path):
-        return False
-    client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
-    return True
+    if held:
+        if _another_run(client, kind, config_path):
+            return None
+        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
+    return _take(client, name)  # free a moment ago: taken, or waited for if another run took it in between
 
 
 def _take(client: Any, name: str) -> UUID:
-    """A lease on the slot; if another run took it since we read it free (423), wait for it to be given back."""
-    run_id = flow_run.get_id()
-    holder = ConcurrencyLeaseHolder(type="flow_run", id=UUID(run_id)) if run_id else None
+    """The slot's lease, waiting while another run holds it (423), for up to ACQUIRE_SECONDS."""
     deadline = time.monotonic() + ACQUIRE_SECONDS
     while True:
         try:
             response = client.increment_concurrency_slots_with_lease(
-                names=[name], slots=1, mode="concurrency", lease_duration=LEASE_SECONDS, holder=holder
+                names=[name], slots=1, mode="concurrency", lease_duration=LEASE_SECONDS, holder=_holder()
             )
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code != 423 or time.monotonic() > deadline:
@@ -134,6 +143,11 @@ def _take(client: Any, name: str) -> UUID:
         if not lease.limits:  # deleted between our read and now: holding nothing would let a second run in
             raise InfrastructureError(f"Prefect's concurrency limit {name!r} disappeared while it was being taken")
         return lease.lease_id
+
+
+def _holder() -> ConcurrencyLeaseHolder | None:
+    run_id = flow_run.get_id()
+    return ConcurrencyLeaseHolder(type="flow_run", id=UUID(run_id)) if run_id else None
 
 
 @contextmanager
