@@ -8,8 +8,8 @@ after that) unless the response says how long in a Retry-After header, which thi
 a model's slot: each could cost a pass 2 s, a pass of ``bench/run_overhead.py`` one time in two.
 
 A response hook gives a request's first three 503s a short Retry-After, and later ones none: a server that
-stays unavailable still gets Prefect's back-off after them (16 s, 32 s), 48.6 s of waits in all where
-Prefect's own are 62 s.
+stays unavailable still gets Prefect's back-off after them (16 s, 32 s, 64 s), 112.6 s of waits in all
+where Prefect's own are 126 s (2, 4, 8, 16 and 32 s, then 64 s after its last attempt before it gives up).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-# Waits before asking again after a request's first 503s; later ones get the client's back-off (8 s, 16 s).
+# Waits before asking again after a request's first 503s; later ones get the client's back-off (16 s, 32 s...).
 QUICK_RETRY_SECONDS = (0.01, 0.1, 0.5)
 
 _SEEN_503: weakref.WeakKeyDictionary[httpx.Request, int] = weakref.WeakKeyDictionary()

@@ -9,7 +9,7 @@ still unanswered afterwards is asked for again by the model's next monitor pass.
 
 The slot is taken and given back here rather than by ``prefect.concurrency.sync.concurrency``: through one
 client kept for the process (a new one costs an SSL context and a version check: 42 ms a slot before,
-11 ms after), asking again soon after a 503 (``flows.quick_retries``), where Prefect's concurrency client
+11-17 ms after), asking again soon after a 503 (``flows.quick_retries``), where Prefect's concurrency client
 waited 2 s each time a SQLite server's lock raced the slot, most passes of ``bench/run_overhead.py``.
 """
 

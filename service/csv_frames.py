@@ -1,9 +1,9 @@
 """A csv file read whole into the frame pandas makes of it, by pyarrow.
 
 pandas' reader, with the round-trip float parser driftloop needs (csv and parquet copies of a batch must
-hash alike), took 166 ms for 100k rows of the demo data. pyarrow reads every column as strings, and each
-is then typed as pandas types it, by the rules the column-at-a-time reader already follows
-(``service.csv_spill.typed``): 37 ms, with the same values, so the same hashes. Text comes back as object
+hash alike), took 156-166 ms for 100k rows of the demo data. pyarrow reads every column as strings, and
+each is then typed as pandas types it, by the rules the column-at-a-time reader already follows
+(``service.csv_spill.typed``): 53-67 ms, with the same values, so the same hashes. Text comes back as object
 strings, as from pandas. What pyarrow cannot read, or pandas reads in a way of its own (a header with
 blank or repeated names), is read by pandas, which also names what is wrong with a bad file.
 """
@@ -69,9 +69,12 @@ def _quote_left_open(handle: Any, table: pa.Table) -> bool:
     for column in last.columns:
         if pa.types.is_string(column.type) and pc.any(pc.match_substring_regex(column, "[\r\n]")).as_py():
             return True
-    size = handle.seek(0, 2)
-    handle.seek(max(0, size - 65536))
-    line = handle.read().rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
+    try:
+        size = handle.seek(0, 2)
+        handle.seek(max(0, size - 65536))
+        line = handle.read().rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
+    except (OSError, ValueError):  # a stream that cannot seek from its end: pandas reads it
+        return True
     return line.count(b'"') % 2 == 1
 
 
