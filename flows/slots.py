@@ -85,25 +85,19 @@ def _client() -> Any:
     and a version check, tens of milliseconds a slot. It asks again soon after a 503 (the module's doc)."""
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY, PREFECT_API_URL
 
+    from flows.embedded import start_embedded_server
+
     key = (
-        str(PREFECT_API_URL.value() or _embedded_api()),
+        str(PREFECT_API_URL.value() or start_embedded_server()),  # as get_client does with no API configured
         str(PREFECT_API_KEY.value()),
         str(PREFECT_API_AUTH_STRING.value()),
     )
     with _CLIENTS_LOCK:
         if key not in _CLIENTS:
+            # Settings of its own make it a client of its own, not the flow run's, which closes with the run.
             client = get_client(sync_client=True, httpx_settings={"event_hooks": {"response": [soon_after_503]}})
             _CLIENTS[key] = client.__enter__()  # never left: each `with` elsewhere only nests in it
         return _CLIENTS[key]
-
-
-def _embedded_api() -> str:
-    # What get_client does with no API configured: Prefect's embedded server, started once per process.
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()
-    server.start()
-    return server.api_url
 
 
 def _take_unless_held(client: Any, name: str, kind: str, config_path: str) -> UUID | None:

@@ -34,7 +34,7 @@ def _by_pyarrow(handle: Any, columns: list[str] | None) -> pd.DataFrame | None:
 
     try:
         names = header(handle)
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:  # no header, or not utf-8: pandas says what
         return None
     wanted = names if columns is None else [name for name in names if name in columns]
     # pandas renames repeated and blank names, strips a byte-order mark, and names missing columns itself.
@@ -50,7 +50,7 @@ def _by_pyarrow(handle: Any, columns: list[str] | None) -> pd.DataFrame | None:
     )
     try:
         table = pacsv.read_csv(handle, convert_options=options)
-    except (pa.ArrowException, ValueError):  # ragged rows, a line break inside quotes...: pandas says what
+    except ValueError:  # ragged rows, a line break inside quotes...: pandas says what (storage errors rise)
         return None
     if table.num_columns == 1 and _blank_values(table.column(0)):
         return None  # pandas skips a line of spaces as blank; in a file of one column, pyarrow reads a value
