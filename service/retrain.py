@@ -218,6 +218,8 @@ def register_challenger(
             model=challenger.model,
             train=challenger.train,
             holdout=challenger.holdout,
+            train_hash=challenger.train_hash,
+            holdout_hash=challenger.holdout_hash,
             features=contract.feature_names,
             decision=decision,
             contract=contract,

@@ -42,8 +42,9 @@ def model_signature(contract: DataContract, predictions: pd.Series) -> object:
     return ModelSignature(inputs=input_schema(contract), outputs=Schema([ColSpec(_target_type(predictions))]))
 
 
-def dataset(frame: pd.DataFrame, name: str, contract: DataContract) -> object:
-    """An MLflow dataset of ``frame`` (features and target) whose schema is declared, not inferred."""
+def dataset(frame: pd.DataFrame, name: str, contract: DataContract, digest: str | None = None) -> object:
+    """An MLflow dataset of ``frame`` (features and target) whose schema is declared, not inferred; with no
+    ``digest``, MLflow computes one."""
     import mlflow.data
     from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.types import ColSpec, Schema
@@ -53,7 +54,7 @@ def dataset(frame: pd.DataFrame, name: str, contract: DataContract) -> object:
     # and Databricks (about a second: it imports IPython where installed), and finds a Prefect engine
     # process named "-". The data's files are in the run's lineage; the source says what made the dataset.
     source = CodeDatasetSource(tags={MLFLOW_SOURCE_NAME: "driftloop retrain", MLFLOW_SOURCE_TYPE: "JOB"})
-    result = mlflow.data.from_pandas(frame, name=name, targets=contract.target, source=source)
+    result = mlflow.data.from_pandas(frame, name=name, targets=contract.target, source=source, digest=digest)
     target = [ColSpec(_target_type(frame[contract.target]), contract.target)] if contract.target else []
     # `schema` is a functools.cached_property: setting it up front is how its value is provided.
     result.__dict__["schema"] = Schema([*input_schema(contract).inputs, *target])  # type: ignore[attr-defined]

@@ -54,13 +54,14 @@ def snapshot_of(frame: pd.DataFrame, contract: DataContract, report_rows: int) -
     return ReferenceSnapshot(profile, len(frame), sample_rows(frame[contract.feature_names], report_rows))
 
 
-def log_snapshot(registry: Registry, run_id: str, snapshot: ReferenceSnapshot) -> dict[str, object]:
-    """Upload the snapshot's files to the run in one call; return the lineage entry that names them."""
-    with tempfile.TemporaryDirectory(prefix="driftloop-reference-") as folder:
-        write_profile(snapshot.profile, snapshot.rows, Path(folder) / PROFILE_FILE)
-        snapshot.sample.to_parquet(Path(folder) / SAMPLE_FILE, index=False, compression="zstd")
-        digests = {name: _sha256(Path(folder) / name) for name in (PROFILE_FILE, SAMPLE_FILE)}
-        registry.ask("upload the reference profile", lambda: registry.client.log_artifacts(run_id, folder, FOLDER))
+def write_snapshot(snapshot: ReferenceSnapshot, run_folder: Path) -> dict[str, object]:
+    """Write the snapshot's files where a training run's artifacts are gathered before their one upload;
+    return the lineage entry that names them."""
+    folder = run_folder / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    write_profile(snapshot.profile, snapshot.rows, folder / PROFILE_FILE)
+    snapshot.sample.to_parquet(folder / SAMPLE_FILE, index=False, compression="zstd")
+    digests = {name: _sha256(folder / name) for name in (PROFILE_FILE, SAMPLE_FILE)}
     return {
         "profile": f"{FOLDER}/{PROFILE_FILE}",
         "profile_sha256": digests[PROFILE_FILE],

@@ -5,6 +5,7 @@ Drift checks and quarantined batches are the monitor's records: see ``service.ch
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tempfile
 import time
@@ -19,10 +20,11 @@ from service import schemas
 from service.contracts import DataContract, contract_to_dict
 from service.evaluate import GateDecision
 from service.registry import CONTRACT_PATH, LINEAGE_PATH, MODEL_PATH, TAG, Registry, tag_filter
-from service.stored_reference import LINEAGE_KEY, ReferenceSnapshot, log_snapshot
+from service.stored_reference import LINEAGE_KEY, ReferenceSnapshot, write_snapshot
 
 TRAINING = "training"
 REPORT_PATH = "drift/drift_report.html"  # the triggering check's report, kept with the model
+DIGEST_CHARS = 16  # MLflow keeps at most 36 characters of a dataset's digest
 
 
 @cache
@@ -117,15 +119,20 @@ def _metrics(decision: GateDecision) -> dict[str, float]:
     return metrics
 
 
-def _log_datasets(registry: Registry, run_id: str, frames: dict[str, pd.DataFrame], contract: DataContract) -> None:
+def _log_datasets(
+    registry: Registry, run_id: str, frames: dict[str, tuple[pd.DataFrame, str]], contract: DataContract
+) -> None:
+    """Each frame with its content hash (``service.data.frame_hash``) as the dataset's digest: MLflow would
+    hash every value again, and the lineage's ``train_hash`` and ``holdout_hash`` then start with it."""
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
     inputs = [
         DatasetInput(
-            schemas.dataset(frame, name, contract)._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, name)]
-        )  # type: ignore[attr-defined]
-        for name, frame in frames.items()
+            schemas.dataset(frame, name, contract, digest=content_hash[:DIGEST_CHARS])._to_mlflow_entity(),  # type: ignore[attr-defined]
+            [InputTag(MLFLOW_DATASET_CONTEXT, name)],
+        )
+        for name, (frame, content_hash) in frames.items()
     ]
     registry.ask("log datasets", lambda: registry.client.log_inputs(run_id, datasets=inputs))
 
@@ -136,6 +143,8 @@ def log_training_run(
     model: object,
     train: pd.DataFrame,
     holdout: pd.DataFrame,
+    train_hash: str,
+    holdout_hash: str,
     features: list[str],
     decision: GateDecision,
     contract: DataContract,
@@ -164,22 +173,28 @@ def log_training_run(
     params = [Param(key, str(value)) for key, value in _params(registry, decision, train, holdout).items()]
     metrics = [Metric(key, value, stamp, 0) for key, value in _metrics(decision).items()]
     registry.ask("log params and metrics", lambda: client.log_batch(run_id, metrics=metrics, params=params))
-    _log_datasets(registry, run_id, {"training": train, "holdout": holdout}, contract)
-    with tempfile.TemporaryDirectory(prefix="driftloop-model-") as folder:
-        _save_model(model, Path(folder) / MODEL_PATH, contract, holdout, features)
-        registry.ask(
-            "upload the model", lambda: client.log_artifacts(run_id, str(Path(folder) / MODEL_PATH), MODEL_PATH)
-        )
-    if reference is not None:  # before the lineage that names it: a lineage never names a missing file
-        lineage = {**lineage, LINEAGE_KEY: log_snapshot(registry, run_id, reference)}
-    documents = {
-        LINEAGE_PATH: lineage,
-        CONTRACT_PATH: contract_to_dict(contract),
-        "evaluation/gate.json": decision.to_dict(),
-    }
-    for path, payload in documents.items():
-        registry.ask(f"upload {path}", lambda p=path, d=payload: client.log_dict(run_id, d, p))
-    if drift_report_html is not None:
-        registry.ask("upload the drift report", lambda: client.log_text(run_id, drift_report_html, REPORT_PATH))
+    _log_datasets(registry, run_id, {"training": (train, train_hash), "holdout": (holdout, holdout_hash)}, contract)
+    with tempfile.TemporaryDirectory(prefix="driftloop-training-") as folder:
+        # Every artifact is written here first and uploaded by one call, not seven: a copy on a local store,
+        # a request per file (with no per-call set-up) on a server.
+        root = Path(folder)
+        _save_model(model, root / MODEL_PATH, contract, holdout, features)
+        if reference is not None:
+            lineage = {**lineage, LINEAGE_KEY: write_snapshot(reference, root)}
+        documents = {
+            LINEAGE_PATH: lineage,
+            CONTRACT_PATH: contract_to_dict(contract),
+            "evaluation/gate.json": decision.to_dict(),
+        }
+        for path, payload in documents.items():
+            _write(root / path, json.dumps(payload, indent=2))
+        if drift_report_html is not None:
+            _write(root / REPORT_PATH, drift_report_html)
+        registry.ask("upload the model, its reference and lineage", lambda: client.log_artifacts(run_id, folder))
     registry.ask("finish the training run", lambda: client.set_terminated(run_id))
     return TrainingRecord(run_id=run_id)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")

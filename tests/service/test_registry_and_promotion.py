@@ -117,6 +117,10 @@ def test_a_registration_hashes_its_training_and_holdout_data_once_each_and_recor
     assert sorted(hashed) == sorted([int(params["rows.train"]), int(params["rows.holdout"])])
     assert lineage["train_hash"] == version.tags["driftloop.train_hash"]
     assert lineage["holdout_hash"] == version.tags["driftloop.holdout_hash"]
+    # and the run's datasets are named by those hashes, not hashed again by MLflow
+    datasets = registry.client.get_run(version.run_id).inputs.dataset_inputs
+    digests = {item.tags[0].value: item.dataset.digest for item in datasets}
+    assert digests == {"training": lineage["train_hash"][:16], "holdout": lineage["holdout_hash"][:16]}
 
 
 def test_registered_version_carries_signature_example_datasets_metrics_and_lineage(
