@@ -2,9 +2,9 @@
 
 Parquet is read with pyarrow, one column of every row group at a time, its strings as dictionaries (a
 pandas Categorical: a code per row, one string per distinct value). A csv file is streamed once into a
-temporary parquet file (``service.csv_spill``) and read the same way. Columns come as pandas reads them
-(the file's pandas metadata is applied), so what is validated and hashed matches ``service.data``'s
-``read_frame`` of the whole file.
+temporary parquet file (``service.csv_spill``) and read the same way; a small one is held as strings.
+Columns come as pandas reads them (the file's pandas metadata is applied), so what is validated and
+hashed matches ``service.data``'s ``read_frame`` of the whole file.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from service.errors import DataSourceError
 class _File:
     uri: str
     kind: str  # "parquet" or "csv" (then ``parquet`` is its spill, every column strings)
-    parquet: Any  # pyarrow.parquet.ParquetFile
+    parquet: Any  # pyarrow.parquet.ParquetFile, or a small csv file's ``csv_spill.StringTable``
     names: list[str]
     num_rows: int
     handle: Any = field(default=None, repr=False)
@@ -142,9 +142,13 @@ class ColumnTable:
             handle.close()
             raise DataSourceError(f"{uri}: {exc}") from None
         handle.close()
+        if _size(uri) <= csv_spill.IN_MEMORY_BYTES:
+            with fsspec.open(uri, "rb") as again:  # from its start: the header read above
+                strings = csv_spill.StringTable(again, names)
+            return _File(uri, "csv", strings, names, strings.table.num_rows)
         directory = csv_spill.spill_directory()
         self._spills.append(directory)
-        with fsspec.open(uri, "rb", compression="infer") as again:  # from its start: the header read above
+        with fsspec.open(uri, "rb", compression="infer") as again:
             path = csv_spill.spill(again, names, directory)
         parquet = pq.ParquetFile(path)
         return _File(uri, "csv", parquet, names, parquet.metadata.num_rows)
@@ -162,6 +166,14 @@ class ColumnTable:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+
+
+def _size(uri: str) -> float:
+    """The bytes of csv a file holds; unknown (infinite) when it is compressed."""
+    if fsspec.utils.infer_compression(uri) is not None:
+        return float("inf")
+    filesystem, path = fsspec.core.url_to_fs(uri)
+    return float(filesystem.size(path))
 
 
 def threads() -> int:

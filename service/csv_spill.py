@@ -10,6 +10,7 @@ whole column; the type is decided per column afterwards, over all its values, as
 batch reads, validates and hashes the same as when pandas read it whole.
 
 The spill goes to the temporary directory (``TMPDIR``): on Kubernetes, an emptyDir on disk, not in memory.
+A file of at most ``IN_MEMORY_BYTES`` is not spilled: its strings are held in memory (``StringTable``).
 """
 
 from __future__ import annotations
@@ -52,15 +53,8 @@ def spill(handle: Any, names: list[str], directory: str) -> str:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    reader = pacsv.open_csv(
-        handle,
-        read_options=pacsv.ReadOptions(block_size=_BLOCK_BYTES, use_threads=False),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in names},
-            null_values=sorted(STR_NA_VALUES),
-            strings_can_be_null=True,
-        ),
-    )
+    read_options = pacsv.ReadOptions(block_size=_BLOCK_BYTES, use_threads=False)
+    reader = pacsv.open_csv(handle, read_options=read_options, convert_options=_strings(names))
     descriptor, path = tempfile.mkstemp(suffix=".parquet", dir=directory)
     os.close(descriptor)
     # No dictionary pages: most columns are numbers with as many distinct values as rows.
@@ -68,6 +62,33 @@ def spill(handle: Any, names: list[str], directory: str) -> str:
         for block in reader:
             writer.write_batch(block)
     return path
+
+
+class StringTable:
+    """A small csv file's strings held in memory, read a column at a time as its spill would be (the one
+    call of ``pyarrow.parquet.ParquetFile`` that a column read makes): below ``IN_MEMORY_BYTES``, writing
+    and reading a spill costs more than the few megabytes it would save."""
+
+    def __init__(self, handle: Any, names: list[str]) -> None:
+        import pyarrow.csv as pacsv
+
+        self.table = pacsv.read_csv(handle, convert_options=_strings(names))
+
+    def read(self, columns: list[str], use_pandas_metadata: bool = False) -> pa.Table:
+        return self.table.select(columns)
+
+
+IN_MEMORY_BYTES = 16 << 20  # about 250k rows of 10 columns
+
+
+def _strings(names: list[str]) -> Any:
+    import pyarrow.csv as pacsv
+
+    return pacsv.ConvertOptions(
+        column_types={name: pa.string() for name in names},
+        null_values=sorted(STR_NA_VALUES),
+        strings_can_be_null=True,
+    )
 
 
 def spill_directory() -> str:

@@ -12,7 +12,7 @@ import pytest
 
 import service.adhoc as adhoc
 import service.columns as columns
-from service import column_check
+from service import column_check, csv_spill
 from service.contracts import DataContract, conform, contract_for_columns
 from service.data import frame_hash, read_frame, read_window
 from service.drift.check import check_drift, profile_reference
@@ -181,9 +181,16 @@ def test_no_whole_table_is_read_and_columns_in_memory_are_bounded_by_threads(
     assert 1 <= peak[0] <= 2
 
 
-def test_a_csv_column_is_typed_over_all_its_values_as_pandas_types_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("held", ["spilled", "in memory"])
+def test_a_csv_column_is_typed_over_all_its_values_as_pandas_types_it(
+    tmp_path: Path, held: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given a csv file whose columns need every row to be typed: a text value after many numbers (pandas
-    # reads the column as text), integers with a gap (floats), signs and spaces, booleans, an empty column
+    # reads the column as text), integers with a gap (floats), signs and spaces, booleans, an empty column;
+    # spilled to parquet a block at a time as a big file is, or held in memory as a small one is
+    monkeypatch.setattr(csv_spill, "IN_MEMORY_BYTES", 0 if held == "spilled" else csv_spill.IN_MEMORY_BYTES)
+    spills = []
+    monkeypatch.setattr(csv_spill, "spill", lambda *args, spill=csv_spill.spill: spills.append(1) or spill(*args))
     rows = 70_000
     lines = ["late_text,gappy,signed,flags,empty,plain"]
     lines += [f"{i},{'' if i == 5 else i}, +{i} ,{'True' if i % 2 else 'false'},,{i * 0.5}" for i in range(rows)]
@@ -202,6 +209,7 @@ def test_a_csv_column_is_typed_over_all_its_values_as_pandas_types_it(tmp_path: 
         else:
             assert column.dtype == expected.dtype and column.equals(expected), name
     assert frame_hash(pd.DataFrame(read)) == frame_hash(whole)
+    assert len(spills) == (1 if held == "spilled" else 0)
 
 
 # A child's peak resident set (ru_maxrss) is read by a small launcher, so the test's own memory (pandas,
