@@ -79,8 +79,7 @@ def _pass(
         summary.bootstrap = _retrain_subflow(config_path)
         reference = tasks.current_reference(registry)
     summary.config_changes = config_changes(config, reference.contract)
-    history = tasks.read_records(registry)
-    pending = tasks.pending_retrain(registry, reference, history)
+    history, pending, known = tasks.read_state(registry, reference, stream)
     if pending is not None and retrain_via == "event":
         publish([notify.retrain_requested(config.model.name, config_path, pending.run_id)])
         summary.retrain_requested = pending.run_id
@@ -88,7 +87,6 @@ def _pass(
     if pending is not None:
         summary.retrains += _retrained(_retrain_subflow(config_path, drift_run_id=pending.run_id))
         reference = tasks.current_reference(registry)
-    known = tasks.known_verdicts(history, stream)  # one task for the history, not one per old batch
     for uri in stream:
         verdict = known.get(uri) or tasks.examine(registry, reference, uri, history, flow_run.get_id())
         if isinstance(verdict, NewBatch):

@@ -41,19 +41,16 @@ def retrain(
 def _retrain(
     config: Config, registry: Registry, window: list[str] | None, drift_run_id: str | None
 ) -> RetrainSummary | None:
-    plan = tasks.plan_retrain(registry, window, drift_run_id)
-    if plan.skip_reason:
+    plan, loaded = tasks.prepare(registry, window, drift_run_id)
+    if plan.skip_reason or loaded is None:
         get_run_logger().info("retrain skipped: %s", plan.skip_reason)
         return None
-    uris = list(plan.uris)
-    frame, contract, dropped = tasks.load_window(uris, config)
+    uris, (frame, contract, dropped) = list(plan.uris), loaded
     challenger = tasks.fit_challenger(config, contract, frame, uris, dropped)
     decision = tasks.evaluate(registry, challenger, contract)
-    candidate = tasks.register(registry, challenger, contract, decision, drift_run_id, flow_run.get_id())
-    outcomes = [tasks.settle(registry, candidate, decision)]
-    if outcomes[0].action != "rejected":
-        outcomes += tasks.promote_through(registry)
-    tasks.mark_settled(registry, candidate)  # last: until here, the drift check still waits for an answer
+    candidate, outcomes = tasks.register_and_promote(
+        registry, challenger, contract, decision, drift_run_id, flow_run.get_id()
+    )
     finished = notify.retrain_finished(
         config.model.name, outcomes[0].env, candidate.version, decision.reason, decision.passed
     )

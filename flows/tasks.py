@@ -1,4 +1,7 @@
-"""Prefect tasks: each wraps one ``service`` step, adding retries to I/O and caching to pure steps."""
+"""Prefect tasks: each wraps a ``service`` step, or steps that read or write together, adding retries to I/O.
+
+Coarse on purpose: every task run is a few round trips to the Prefect API and events its server records,
+so steps that are retried alike (reads; the registry's side of a retrain) share one task."""
 
 from __future__ import annotations
 
@@ -52,26 +55,20 @@ def current_reference(registry: Registry) -> references.Reference | None:
 
 
 @task(**IO)
-def read_records(registry: Registry) -> records.MonitorRecords:
-    return records.read_records(registry)
-
-
-@task(**IO)
-def pending_retrain(
-    registry: Registry, reference: references.Reference, history: records.MonitorRecords
-) -> records.DriftCheckRecord | None:
-    return monitor.pending_retrain(registry, reference.run_id, history)
+def read_state(
+    registry: Registry, reference: references.Reference, uris: list[str]
+) -> tuple[records.MonitorRecords, records.DriftCheckRecord | None, dict[str, monitor.BatchVerdict]]:
+    """The model's monitoring records, the retrain a drift check asked for and nobody answered yet, and
+    the batches of ``uris`` already checked (one task for the history, not one per old batch)."""
+    history = records.read_records(registry)
+    pending = monitor.pending_retrain(registry, reference.run_id, history)
+    return history, pending, monitor.known_verdicts(history, uris)
 
 
 @task(**IO)
 def models_with_work(entries: list[fleet.ModelEntry]) -> list[tuple[fleet.ModelEntry, str | None]]:
     """Each model with why it needs a pass (None: nothing new), in one task: cheap, read-only lookups."""
     return fleet.ask_each(entries, lambda entry: monitor.work_to_do(Registry(entry.config)))
-
-
-@task(**IO)
-def known_verdicts(history: records.MonitorRecords, uris: list[str]) -> dict[str, monitor.BatchVerdict]:
-    return monitor.known_verdicts(history, uris)
 
 
 @task(**IO)
@@ -103,13 +100,14 @@ def draw_reports(registry: Registry, history: records.MonitorRecords | None = No
 
 
 @task(**IO)
-def plan_retrain(registry: Registry, window: list[str] | None, drift_run_id: str | None) -> retrain.RetrainPlan:
-    return retrain.plan_retrain(registry, window, drift_run_id)
-
-
-@task(**IO)
-def load_window(uris: list[str], config: Config) -> tuple[Any, Any, retrain.WindowRows]:
-    return retrain.load_window(uris, config)
+def prepare(
+    registry: Registry, window: list[str] | None, drift_run_id: str | None
+) -> tuple[retrain.RetrainPlan, tuple[Any, Any, retrain.WindowRows] | None]:
+    """The retrain's plan and, unless it trains nothing, its training window read: both only read."""
+    plan = retrain.plan_retrain(registry, window, drift_run_id)
+    if plan.skip_reason:
+        return plan, None
+    return plan, retrain.load_window(list(plan.uris), registry.config)
 
 
 @task(cache_policy=NO_CACHE)
@@ -125,32 +123,19 @@ def evaluate(registry: Registry, challenger: retrain.Challenger, contract: Any) 
 
 
 @task(**IO)
-def register(
+def register_and_promote(
     registry: Registry,
     challenger: retrain.Challenger,
     contract: Any,
     decision: Any,
     drift_run_id: str | None,
     flow_run_id: str | None,
-) -> Any:
-    return retrain.register_challenger(
+) -> tuple[Any, list[promote.Outcome]]:
+    """One task for the registry's side: each step finds what an earlier attempt did, so a retry of the
+    whole is safe; the gate's decision, its input, is made once by ``evaluate``."""
+    return retrain.register_and_promote(
         registry, challenger, contract, decision, drift_run_id=drift_run_id, flow_run_id=flow_run_id
     )
-
-
-@task(**IO)
-def settle(registry: Registry, candidate: Any, decision: Any) -> promote.Outcome:
-    return retrain.settle(registry, candidate, decision)
-
-
-@task(**IO)
-def mark_settled(registry: Registry, version: Any) -> None:
-    retrain.mark_settled(registry, version)
-
-
-@task(**IO)
-def promote_through(registry: Registry) -> list[promote.Outcome]:
-    return promote.promote_through(registry)
 
 
 @task(**IO)

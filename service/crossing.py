@@ -21,6 +21,7 @@ from typing import Any
 
 from service.mlflow_store import Store
 from service.registry import MODEL_PATH, TAG, Registry, VersionRef, carried_tags, tag_filter
+from service.tracking import TRAINING
 
 COPY_SOURCE, COPY_COMPLETE = "copy.source", "copy.complete"
 FINISHED = "FINISHED"
@@ -72,7 +73,7 @@ def _source_tags(source: Store, version: VersionRef, key: str) -> dict[str, str]
 
 def _copied_run(registry: Registry, source: Store, target: Store, version: VersionRef, key: str) -> str:
     """The finished copy of the version's run in the target: found, completed, or made now."""
-    experiment = _experiment(target, f"driftloop/{registry.config.model.name}/training")
+    experiment = _experiment(target, registry.experiment_name(TRAINING))
     found = target.ask(
         f"search the copy of run {version.run_id}",
         lambda: target.client.search_runs([experiment], filter_string=tag_filter(COPY_SOURCE, key), max_results=1),

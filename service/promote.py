@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 from service.errors import PromotionError
 from service.progress import step
-from service.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry, VersionRef
+from service.registry import CHALLENGER, CHAMPION, PREVIOUS, TAG, Registry, VersionRef
 
 if TYPE_CHECKING:  # the gate pulls in scikit-learn: moving an alias (approve, rollback) needs none of it
     from service.evaluate import GateDecision
@@ -50,11 +50,18 @@ def _make_champion(registry: Registry, env: str, version: VersionRef) -> Outcome
 def accept_candidate(registry: Registry, candidate: VersionRef, decision: GateDecision) -> Outcome:
     """Settle a freshly registered version in the first environment according to the gate."""
     env = registry.config.environments[0]
-    registry.tag_version(candidate, {"gate": decision.reason, "gate_passed": str(decision.passed).lower()})
+    gate = gate_tags(decision)
+    if missing := {key: value for key, value in gate.items() if candidate.tags.get(f"{TAG}{key}") != value}:
+        registry.tag_version(candidate, missing)  # registration gives them: only a version made without them
     if decision.promote:
         return _make_champion(registry, env, candidate)
     registry.tag_version(candidate, {"status": "rejected", "rejected_reason": decision.reason})
     return Outcome(env, candidate.name, candidate.version, "rejected", f"{candidate.uri} rejected: {decision.reason}")
+
+
+def gate_tags(decision: GateDecision) -> dict[str, str]:
+    """How the gate judged a version: given to it when registered, checked when it is settled."""
+    return {"gate": decision.reason, "gate_passed": str(decision.passed).lower()}
 
 
 def promote(registry: Registry, to_env: str) -> Outcome:

@@ -121,8 +121,12 @@ class Registry:
             self._experiment_ids[stage] = self._find_or_create_experiment(stage)
         return self._experiment_ids[stage]
 
+    def experiment_name(self, stage: str) -> str:
+        """The MLflow experiment of this model's ``stage`` (training, monitoring), the same in every registry."""
+        return f"driftloop/{self.config.model.name}/{stage}"
+
     def _find_or_create_experiment(self, stage: str) -> str:
-        name = f"driftloop/{self.config.model.name}/{stage}"
+        name = self.experiment_name(stage)
         existing = self.ask(f"read experiment {name}", lambda: self.client.get_experiment_by_name(name))
         if existing is not None:
             return existing.experiment_id

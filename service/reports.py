@@ -5,26 +5,33 @@ no decision waits for it. So a check records its verdict and its retrain decisio
 ``report: pending``, and its report is drawn afterwards: at the end of the pass, or by the sweep for every
 model of a fleet in one process, where one import of evidently serves them all. The tag is on a finished
 record, so a report is never lost: whoever draws next finds it.
+
+A retrain's training run keeps a copy of the report of the check that asked for it. The retrain does not
+wait for it either: registered before the report is drawn, its run is tagged ``report: pending`` too, and
+the next drawing copies the report into it (``copy_to_trainings``).
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from service.checks import pending_reports
 from service.drift.report import sampled_report
 from service.errors import DriftloopError, InfrastructureError
+from service.mlflow_store import Store
 from service.monitor import read_batch
 from service.progress import step
 from service.records import REPORT_DRAWN, REPORT_PATH, REPORT_PENDING, REPORT_UNAVAILABLE, MonitorRecords, RecordRun
 from service.reference import reference_of
-from service.registry import TAG, Registry
+from service.registry import TAG, Registry, tag_filter
+from service.tracking import TRAINING
 
 
 def draw_pending(registry: Registry, records: MonitorRecords | None = None, limit: int = 100) -> int:
     """Draw the pending reports of this model's checks, oldest first; return how many were handled.
     A pass hands over the records it read and kept current; the sweep, drawing for a fleet, searches.
-    A pass's records may be behind on one thing: a retrain the pass started drew its check's report."""
+    Then the training runs that answered a check before its report was drawn get their copy of it."""
     if records is None:
         runs = [RecordRun.of(run) for run in pending_reports(registry, limit)]
     else:
@@ -36,19 +43,59 @@ def draw_pending(registry: Registry, records: MonitorRecords | None = None, limi
             draw(registry, run)  # just searched: its state is current
         else:
             _draw_if_pending(registry, run.run_id)
+    copy_to_trainings(registry)
     return len(runs)
 
 
-def report_of_check(registry: Registry, check_run_id: str) -> str | None:
-    """The HTML report of a check, drawn now if still pending (a retrain keeps a copy of the report of the
-    check that asked for it); None when it cannot be drawn."""
-    state = _draw_if_pending(registry, check_run_id)
-    return registry.run_text(check_run_id, REPORT_PATH) if state == REPORT_DRAWN else None
+def check_report(registry: Registry, check_run_id: str) -> tuple[str, str | None]:
+    """A check's report state, with its HTML once drawn: what a training run answering the check keeps."""
+    run = registry.ask(f"read check run {check_run_id}", lambda: registry.client.get_run(check_run_id))
+    state = run.data.tags.get(f"{TAG}report", REPORT_DRAWN)  # older checks drew theirs with the verdict
+    return state, registry.run_text(check_run_id, REPORT_PATH) if state == REPORT_DRAWN else None
+
+
+def copy_to_trainings(registry: Registry) -> int:
+    """Give the training runs registered before their check's report was drawn (tagged ``report: pending``)
+    a copy of it, in every registry that holds one of them (a promotion copies a run across registries
+    with its tags); return how many got theirs. A run whose check's report cannot be drawn is marked so."""
+    checks: dict[str, tuple[str, str | None]] = {}
+    done = 0
+    for store in _stores(registry):
+        for run in _waiting_trainings(registry, store):
+            check = run.data.tags[f"{TAG}drift_run_id"]
+            state, html = checks.setdefault(check, check_report(registry, check))
+            if state != REPORT_PENDING:
+                _give_copy(store, run.info.run_id, state, html)
+                done += 1
+    return done
+
+
+def _waiting_trainings(registry: Registry, store: Store) -> list[Any]:
+    name = registry.experiment_name(TRAINING)
+    experiment = store.ask(f"read experiment {name}", lambda: store.client.get_experiment_by_name(name))
+    if experiment is None:
+        return []
+    waiting = tag_filter("report", REPORT_PENDING)
+    return store.ask(  # type: ignore[no-any-return]
+        "search training runs waiting for a drift report",
+        lambda: store.client.search_runs([experiment.experiment_id], filter_string=waiting, max_results=100),
+    )
+
+
+def _give_copy(store: Store, run_id: str, state: str, html: str | None) -> None:
+    if html is not None:
+        store.ask("copy the drift report", lambda: store.client.log_text(run_id, html, REPORT_PATH))
+    store.ask("tag the drift report", lambda: store.client.set_tag(run_id, f"{TAG}report", state))
+
+
+def _stores(registry: Registry) -> list[Store]:
+    stores = [registry.store(), *(registry.store(env) for env in registry.config.registry.environments)]
+    return list({id(store): store for store in stores}.values())
 
 
 def _draw_if_pending(registry: Registry, check_run_id: str) -> str:
-    """Draw a check's report unless someone drew it since its state was read: the retrain a check asked for
-    draws that check's report for its lineage, and the pass's records, read before, still say pending."""
+    """Draw a check's report unless someone drew it since the pass's records were read (another process
+    drawing pending reports: the sweep, or an Airflow check step)."""
     run = registry.ask(f"read check run {check_run_id}", lambda: registry.client.get_run(check_run_id))
     state = run.data.tags.get(f"{TAG}report", REPORT_DRAWN)  # older checks drew theirs with the verdict
     return draw(registry, RecordRun.of(run)) if state == REPORT_PENDING else state

@@ -21,9 +21,9 @@ from service.contracts import (
 from service.data import frame_hash, list_batches
 from service.evaluate import GateDecision, evaluate_gate, split_holdout
 from service.progress import step
-from service.promote import Outcome, accept_candidate
+from service.promote import Outcome, accept_candidate, gate_tags, promote_through
 from service.registry import CHAMPION, CONTRACT_PATH, TAG, Registry, VersionRef
-from service.reports import report_of_check
+from service.reports import check_report
 from service.settings import Config
 from service.stored_reference import ReferenceSnapshot, snapshot_of
 from service.tracking import code_version, finished_training, git_sha, log_training_run
@@ -212,6 +212,8 @@ def register_challenger(
     tags = _lineage_tags(registry, challenger, decision, drift_run_id, flow_run_id)
     run_id = finished_training(registry, key)
     if run_id is None:
+        # The check's report if drawn; if not, the run waits for a copy (``reports.copy_to_trainings``).
+        report, report_html = check_report(registry, drift_run_id) if drift_run_id else (None, None)
         step("logging the training run to MLflow: model, signature, datasets, lineage")
         run_id = log_training_run(
             registry,
@@ -224,8 +226,8 @@ def register_challenger(
             decision=decision,
             contract=contract,
             lineage=_lineage(registry, challenger, contract, drift_run_id, flow_run_id),
-            tags={**tags, "training_key": key},
-            drift_report_html=report_of_check(registry, drift_run_id) if drift_run_id else None,
+            tags={**tags, "training_key": key, **({"report": report} if report else {})},
+            drift_report_html=report_html,
             reference=challenger.reference,
         ).run_id
     step("registering the model in %s", registry.name(config.environments[0]))
@@ -279,8 +281,31 @@ def _lineage_tags(
         "challenger_score": f"{decision.challenger_score:.6f}",
         "champion_score": "" if decision.champion_score is None else f"{decision.champion_score:.6f}",
         "champion_version": champion.version if champion else "",
+        **gate_tags(decision),
     }
 
 
 def settle(registry: Registry, candidate: VersionRef, decision: GateDecision) -> Outcome:
     return accept_candidate(registry, candidate, decision)
+
+
+def register_and_promote(
+    registry: Registry,
+    challenger: Challenger,
+    contract: DataContract,
+    decision: GateDecision,
+    *,
+    drift_run_id: str | None,
+    flow_run_id: str | None,
+) -> tuple[VersionRef, list[Outcome]]:
+    """Register the challenger, settle it in the first environment by the gate, promote a kept one by the
+    policy, and mark the drift check answered, last. Every step finds what an earlier attempt did, so the
+    whole is safe to run again after a failure at any point."""
+    candidate = register_challenger(
+        registry, challenger, contract, decision, drift_run_id=drift_run_id, flow_run_id=flow_run_id
+    )
+    outcomes = [settle(registry, candidate, decision)]
+    if outcomes[0].action != "rejected":
+        outcomes += promote_through(registry)
+    mark_settled(registry, candidate)  # last: until here, the drift check still waits for an answer
+    return candidate, outcomes

@@ -10,6 +10,8 @@ from service import history
 from service.api.context import ApiContext
 from service.catalog import describe_version, list_models
 from service.errors import DriftloopError, RegistryError
+from service.records import REPORT_DRAWN, REPORT_PATH
+from service.registry import TAG
 
 VersionsQuery = Annotated[int, Query(ge=0, le=1000, description="Newest versions listed per environment.")]
 
@@ -73,5 +75,12 @@ def _version_details(ctx: ApiContext, name: str, env: str, version: str) -> dict
         "tags": ref.tags,
         "metrics": run.data.metrics,
         "lineage": lineage,
-        "drift_report": f"{run.info.artifact_uri}/drift/drift_report.html" if lineage.get("drift_run_id") else None,
+        "drift_report": _drift_report(run, lineage),
     }
+
+
+def _drift_report(run: Any, lineage: dict[str, object]) -> str | None:
+    """Where the version's copy of its drift check's report is; None before it is copied (it is drawn after
+    the retrain) or when it could not be drawn, and for a version that answered no check."""
+    drawn = run.data.tags.get(f"{TAG}report", REPORT_DRAWN) == REPORT_DRAWN  # older runs have no tag: drawn
+    return f"{run.info.artifact_uri}/{REPORT_PATH}" if lineage.get("drift_run_id") and drawn else None

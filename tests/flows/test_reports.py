@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from flows.monitor import monitor
+from flows.retrain import retrain
 from service import reports
 from service.config_file import load_config
 from service.monitor import REPORT_PENDING, work_to_do
 from service.records import REPORT_PATH
-from service.registry import TAG, Registry
+from service.registry import CHAMPION, TAG, Registry
 
 
 def report_states(registry: Registry) -> dict[str, tuple[str | None, str | None]]:
@@ -88,22 +89,50 @@ def test_a_report_evidently_cannot_draw_leaves_the_pass_complete_with_the_reason
     assert set(states.values()) == {("unavailable", "TypeError: evidently cannot draw this")}
 
 
-def test_a_check_whose_drift_retrains_the_model_has_its_report_drawn_once(
+def test_a_retrain_does_not_wait_for_its_checks_report_and_its_training_run_gets_a_copy_drawn_once(
     prefect: str, world: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # given one drifted batch, a debounce of one, and every report Evidently draws counted
-    drawn: list[int] = []
+    # given one drifted batch, a debounce of one, and every report Evidently draws counted, with which
+    # version was the dev champion when it was drawn
+    config_path = world(n_batches=1, drift_at=1, config={"drift": {"debounce": {"window": 1, "min_drifted": 1}}})
+    registry = Registry(load_config(config_path))
+    drawn: list[tuple[int, str | None]] = []
 
     def counted(reference: object, current: object, *args: object, **kwargs: object) -> str:
-        drawn.append(len(current))  # type: ignore[arg-type]
+        champion = registry.at_alias("dev", CHAMPION)
+        drawn.append((len(current), champion.version if champion else None))  # type: ignore[arg-type]
         return original(reference, current, *args, **kwargs)  # type: ignore[arg-type]
 
     original = reports.sampled_report
     monkeypatch.setattr(reports, "sampled_report", counted)
-    config_path = world(n_batches=1, drift_at=1, config={"drift": {"debounce": {"window": 1, "min_drifted": 1}}})
     # when a pass trains the champion, checks the batch, retrains on its drift and draws its reports
     summary = monitor(str(config_path))
-    # then the retrain kept the check's report, and the end of the pass did not draw it a second time
+    # then the report was drawn once, after the retrain had made v2 the champion: it waited for no report
     assert [verdict.retrain for verdict in summary.verdicts] == [True] and len(summary.retrains) == 1
-    assert drawn == [600]
-    assert report_states(Registry(load_config(config_path))) == {"batch_001.csv": ("drawn", None)}
+    assert drawn == [(600, "2")]
+    assert report_states(registry) == {"batch_001.csv": ("drawn", None)}
+    # and v2's training run holds a copy of the check's report, marked drawn
+    v2 = registry.version("dev", "2")
+    check_run_id = summary.verdicts[0].check_run_id
+    assert registry.run_text(v2.run_id, REPORT_PATH) == registry.run_text(check_run_id, REPORT_PATH)
+    assert registry.client.get_run(v2.run_id).data.tags[f"{TAG}report"] == "drawn"
+    assert reports.copy_to_trainings(registry) == 0
+
+
+def test_a_retrain_registered_after_its_checks_report_was_drawn_keeps_that_report_at_once(
+    prefect: str, world: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a pass that handed its retrain to the retrain deployment (the cluster's way) and drew its report
+    config_path = world(n_batches=1, drift_at=1, config={"drift": {"debounce": {"window": 1, "min_drifted": 1}}})
+    registry = Registry(load_config(config_path))
+    summary = monitor(str(config_path), retrain_via="event")
+    assert summary.retrain_requested and report_states(registry) == {"batch_001.csv": ("drawn", None)}
+    # when the retrain runs, with Evidently unable to draw anything
+    monkeypatch.setattr(reports, "sampled_report", lambda *args, **kwargs: pytest.fail("a report was drawn again"))
+    outcome = retrain(str(config_path), drift_run_id=summary.retrain_requested)
+    # then its training run was logged with the check's report and needs nothing more
+    assert outcome is not None and outcome.version == "2"
+    run_id = registry.version("dev", "2").run_id
+    assert registry.run_text(run_id, REPORT_PATH) == registry.run_text(summary.retrain_requested, REPORT_PATH)
+    assert registry.client.get_run(run_id).data.tags[f"{TAG}report"] == "drawn"
+    assert reports.copy_to_trainings(registry) == 0

@@ -149,7 +149,7 @@ def test_mlflow_server_down_during_registration_fails_clearly_and_a_rerun_regist
         assert run.state.type.value == "FAILED", run.state
         assert f"127.0.0.1:{port}" in (run.state.message or ""), run.state.message
         tasks = task_run_names(flow_run_id)
-        assert tasks.get("settle") is None and tasks.get("promote_through") is None, tasks
+        assert tasks.get("register_and_promote") is None, tasks
         # and once the server is back, nothing was registered or promoted half-way
         outage.start()
         assert world.state() == before
@@ -174,7 +174,7 @@ def test_a_flow_run_process_killed_mid_retrain_ends_crashed_and_moves_no_alias(
     before, trainings = world.state(), len(world.runs("training"))
     window = [str(world.stream / "batch_004.csv"), str(world.stream / "batch_005.csv")]
     flow_run_id = start_deployment(RETRAIN, {"config_path": str(world.config_path), "window": window})
-    wait_for_task(flow_run_id, "load_window")
+    wait_for_task(flow_run_id, "prepare")
     # when its process is killed (a node lost, an OOM kill)
     infrastructure_pid = read_flow_run(flow_run_id).infrastructure_pid
     assert infrastructure_pid, "the worker records the flow run's process id"
