@@ -88,6 +88,13 @@ def _give_copy(store: Store, run_id: str, state: str, html: str | None) -> None:
     store.ask("tag the drift report", lambda: store.client.set_tag(run_id, f"{TAG}report", state))
 
 
+def copy_if_drawn(registry: Registry, training_run_id: str, check_run_id: str) -> None:
+    """Copy a check's report into a training run just logged without it, if it has been drawn since."""
+    state, html = check_report(registry, check_run_id)
+    if state != REPORT_PENDING:
+        _give_copy(registry.store(), training_run_id, state, html)
+
+
 def _stores(registry: Registry) -> list[Store]:
     stores = [registry.store(), *(registry.store(env) for env in registry.config.registry.environments)]
     return list({id(store): store for store in stores}.values())

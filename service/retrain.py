@@ -22,8 +22,9 @@ from service.data import frame_hash, list_batches
 from service.evaluate import GateDecision, evaluate_gate, split_holdout
 from service.progress import step
 from service.promote import Outcome, accept_candidate, gate_tags, promote_through
+from service.records import REPORT_PENDING
 from service.registry import CHAMPION, CONTRACT_PATH, TAG, Registry, VersionRef
-from service.reports import check_report
+from service.reports import check_report, copy_if_drawn
 from service.settings import Config
 from service.stored_reference import ReferenceSnapshot, snapshot_of
 from service.tracking import code_version, finished_training, git_sha, log_training_run
@@ -212,26 +213,44 @@ def register_challenger(
     tags = _lineage_tags(registry, challenger, decision, drift_run_id, flow_run_id)
     run_id = finished_training(registry, key)
     if run_id is None:
-        # The check's report if drawn; if not, the run waits for a copy (``reports.copy_to_trainings``).
-        report, report_html = check_report(registry, drift_run_id) if drift_run_id else (None, None)
-        step("logging the training run to MLflow: model, signature, datasets, lineage")
-        run_id = log_training_run(
-            registry,
-            model=challenger.model,
-            train=challenger.train,
-            holdout=challenger.holdout,
-            train_hash=challenger.train_hash,
-            holdout_hash=challenger.holdout_hash,
-            features=contract.feature_names,
-            decision=decision,
-            contract=contract,
-            lineage=_lineage(registry, challenger, contract, drift_run_id, flow_run_id),
-            tags={**tags, "training_key": key, **({"report": report} if report else {})},
-            drift_report_html=report_html,
-            reference=challenger.reference,
-        ).run_id
+        lineage = _lineage(registry, challenger, contract, drift_run_id, flow_run_id)
+        tags = {**tags, "training_key": key}
+        run_id = _log_training(registry, challenger, contract, decision, lineage, tags, drift_run_id)
     step("registering the model in %s", registry.name(config.environments[0]))
     return registry.register(run_id, config.environments[0], {**tags, "training_run_id": run_id})
+
+
+def _log_training(
+    registry: Registry,
+    challenger: Challenger,
+    contract: DataContract,
+    decision: GateDecision,
+    lineage: dict[str, object],
+    tags: dict[str, str],
+    drift_run_id: str | None,
+) -> str:
+    """The training run, with a copy of its drift check's report when that is drawn. When it is not, the
+    run is tagged ``report: pending``, and whoever draws the report copies it (``reports``), not the retrain."""
+    report, report_html = check_report(registry, drift_run_id) if drift_run_id else (None, None)
+    step("logging the training run to MLflow: model, signature, datasets, lineage")
+    run_id = log_training_run(
+        registry,
+        model=challenger.model,
+        train=challenger.train,
+        holdout=challenger.holdout,
+        train_hash=challenger.train_hash,
+        holdout_hash=challenger.holdout_hash,
+        features=contract.feature_names,
+        decision=decision,
+        contract=contract,
+        lineage=lineage,
+        tags={**tags, **({"report": report} if report else {})},
+        drift_report_html=report_html,
+        reference=challenger.reference,
+    ).run_id
+    if report == REPORT_PENDING:  # drawn since? a drawing that looked before this run existed missed it
+        copy_if_drawn(registry, run_id, drift_run_id)
+    return run_id
 
 
 def _lineage(

@@ -10,7 +10,8 @@ import pytest
 
 from flows.monitor import monitor
 from flows.retrain import retrain
-from service import reports
+from service import records, reports
+from service import retrain as service_retrain
 from service.config_file import load_config
 from service.monitor import REPORT_PENDING, work_to_do
 from service.records import REPORT_PATH
@@ -136,3 +137,22 @@ def test_a_retrain_registered_after_its_checks_report_was_drawn_keeps_that_repor
     assert registry.run_text(run_id, REPORT_PATH) == registry.run_text(summary.retrain_requested, REPORT_PATH)
     assert registry.client.get_run(run_id).data.tags[f"{TAG}report"] == "drawn"
     assert reports.copy_to_trainings(registry) == 0
+
+
+def test_a_training_run_logged_while_its_checks_report_was_being_drawn_still_gets_a_copy(
+    prefect: str, world: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a drift check whose report is drawn, and a retrain that read it as still pending (the drawing
+    # finished, and looked for waiting training runs, between that read and the run's logging)
+    config_path = world(n_batches=1, drift_at=1, config={"drift": {"debounce": {"window": 1, "min_drifted": 1}}})
+    registry = Registry(load_config(config_path))
+    summary = monitor(str(config_path), retrain_via="event")
+    assert report_states(registry) == {"batch_001.csv": ("drawn", None)}
+    monkeypatch.setattr(service_retrain, "check_report", lambda *args: (records.REPORT_PENDING, None))
+    # when the retrain logs its training run
+    outcome = retrain(str(config_path), drift_run_id=summary.retrain_requested)
+    # then the run got its copy at once, not at some later drawing
+    assert outcome is not None
+    run_id = registry.version("dev", outcome.version).run_id
+    assert registry.run_text(run_id, REPORT_PATH) == registry.run_text(summary.retrain_requested, REPORT_PATH)
+    assert registry.client.get_run(run_id).data.tags[f"{TAG}report"] == "drawn"
