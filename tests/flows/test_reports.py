@@ -156,3 +156,29 @@ def test_a_training_run_logged_while_its_checks_report_was_being_drawn_still_get
     run_id = registry.version("dev", outcome.version).run_id
     assert registry.run_text(run_id, REPORT_PATH) == registry.run_text(summary.retrain_requested, REPORT_PATH)
     assert registry.client.get_run(run_id).data.tags[f"{TAG}report"] == "drawn"
+
+
+def test_a_version_whose_report_waits_for_the_sweep_links_none_until_the_drawing_copies_it(
+    prefect: str, world: Callable[..., Path]
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from service.api.app import create_app
+    from service.settings import Settings
+
+    # given a pass started by the sweep (reports left to it) that retrained on a drifted batch
+    config_path = world(n_batches=1, drift_at=1, config={"drift": {"debounce": {"window": 1, "min_drifted": 1}}})
+    registry = Registry(load_config(config_path))
+    summary = monitor(str(config_path), draw_reports=False)
+    assert len(summary.retrains) == 1 and summary.retrains[0].version == "2"
+    api = TestClient(create_app(Settings(models_dir=config_path.parent)))
+    # then v2's training run waits for its copy, and the API links no report meanwhile
+    v2 = registry.version("dev", "2")
+    assert registry.client.get_run(v2.run_id).data.tags[f"{TAG}report"] == "pending"
+    assert api.get("/models/weather/environments/dev/versions/2").json()["drift_report"] is None
+    # when the sweep draws the pending reports
+    reports.draw_pending(registry)
+    # then the copy is there, and the API links it
+    link = api.get("/models/weather/environments/dev/versions/2").json()["drift_report"]
+    assert link and link.endswith(REPORT_PATH)
+    assert registry.run_text(v2.run_id, REPORT_PATH) == registry.run_text(summary.verdicts[0].check_run_id, REPORT_PATH)
