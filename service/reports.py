@@ -14,11 +14,12 @@ the next drawing copies the report into it (``copy_to_trainings``).
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from service.checks import pending_reports
 from service.drift.report import sampled_report
-from service.errors import DriftloopError, InfrastructureError
+from service.errors import DriftloopError, InfrastructureError, RegistryError
 from service.mlflow_store import Store
 from service.monitor import read_batch
 from service.progress import step
@@ -26,6 +27,8 @@ from service.records import REPORT_DRAWN, REPORT_PATH, REPORT_PENDING, REPORT_UN
 from service.reference import reference_of
 from service.registry import TAG, Registry, tag_filter
 from service.tracking import TRAINING
+
+_log = logging.getLogger(__name__)
 
 
 def draw_pending(registry: Registry, records: MonitorRecords | None = None, limit: int = 100) -> int:
@@ -57,16 +60,31 @@ def check_report(registry: Registry, check_run_id: str) -> tuple[str, str | None
 def copy_to_trainings(registry: Registry) -> int:
     """Give the training runs registered before their check's report was drawn (tagged ``report: pending``)
     a copy of it, in every registry that holds one of them (a promotion copies a run across registries
-    with its tags); return how many got theirs. A run whose check's report cannot be drawn is marked so."""
+    with its tags); return how many got theirs. A run whose check's report cannot be drawn is marked so.
+    Another environment's registry that does not answer (or refuses) is logged and left for the next
+    drawing: it must not fail the passes of the first environment, which need nothing from it."""
     checks: dict[str, tuple[str, str | None]] = {}
     done = 0
     for store in _stores(registry):
-        for run in _waiting_trainings(registry, store):
-            check = run.data.tags[f"{TAG}drift_run_id"]
-            state, html = checks.setdefault(check, check_report(registry, check))
-            if state != REPORT_PENDING:
-                _give_copy(store, run.info.run_id, state, html)
-                done += 1
+        try:
+            done += _copy_into(registry, store, checks)
+        except (InfrastructureError, RegistryError) as exc:  # down, or refusing this process's credentials
+            if store is registry.store():
+                raise
+            _log.warning("drift reports left for the next drawing in %s: %s", store.tracking_uri, exc)
+    return done
+
+
+def _copy_into(registry: Registry, store: Store, checks: dict[str, tuple[str, str | None]]) -> int:
+    done = 0
+    for run in _waiting_trainings(registry, store):
+        check = run.data.tags[f"{TAG}drift_run_id"]
+        if check not in checks:
+            checks[check] = check_report(registry, check)
+        state, html = checks[check]
+        if state != REPORT_PENDING:
+            _give_copy(store, run.info.run_id, state, html)
+            done += 1
     return done
 
 

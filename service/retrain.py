@@ -214,8 +214,8 @@ def register_challenger(
     run_id = finished_training(registry, key)
     if run_id is None:
         lineage = _lineage(registry, challenger, contract, drift_run_id, flow_run_id)
-        tags = {**tags, "training_key": key}
-        run_id = _log_training(registry, challenger, contract, decision, lineage, tags, drift_run_id)
+        run_tags = {**tags, "training_key": key}
+        run_id = _log_training(registry, challenger, contract, decision, lineage, run_tags, drift_run_id)
     step("registering the model in %s", registry.name(config.environments[0]))
     return registry.register(run_id, config.environments[0], {**tags, "training_run_id": run_id})
 
@@ -248,7 +248,7 @@ def _log_training(
         drift_report_html=report_html,
         reference=challenger.reference,
     ).run_id
-    if report == REPORT_PENDING:  # drawn since? a drawing that looked before this run existed missed it
+    if drift_run_id and report == REPORT_PENDING:  # drawn since? a drawing that looked before this run missed it
         copy_if_drawn(registry, run_id, drift_run_id)
     return run_id
 

@@ -182,3 +182,31 @@ def test_a_version_whose_report_waits_for_the_sweep_links_none_until_the_drawing
     link = api.get("/models/weather/environments/dev/versions/2").json()["drift_report"]
     assert link and link.endswith(REPORT_PATH)
     assert registry.run_text(v2.run_id, REPORT_PATH) == registry.run_text(summary.verdicts[0].check_run_id, REPORT_PATH)
+
+
+def test_a_registry_of_another_environment_that_is_down_leaves_its_copies_waiting_and_fails_nothing(
+    prefect: str, world: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import yaml
+
+    from service.records import RecordRun
+
+    # given a retrain whose training run waits for its check's report, and that report drawn since
+    config_path = world(n_batches=1, drift_at=1, config={"drift": {"debounce": {"window": 1, "min_drifted": 1}}})
+    registry = Registry(load_config(config_path))
+    summary = monitor(str(config_path), draw_reports=False)
+    check = registry.client.get_run(summary.verdicts[0].check_run_id)
+    assert reports.draw(registry, RecordRun.of(check)) == "drawn"
+    # and the model's prod moved to a registry of its own that does not answer
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    document = yaml.safe_load(config_path.read_text())
+    document["registry"] = {"environments": {"prod": {"tracking_uri": "http://127.0.0.1:9"}}}
+    moved = config_path.with_name("moved.yaml")
+    moved.write_text(yaml.safe_dump(document))
+    # when the waiting training runs are given their copies
+    copied = reports.copy_to_trainings(Registry(load_config(moved)))
+    # then the default registry's run got its copy, and prod's outage was logged, not raised
+    assert copied == 1
+    v2 = registry.version("dev", "2")
+    assert registry.client.get_run(v2.run_id).data.tags[f"{TAG}report"] == "drawn"
+    assert any("127.0.0.1:9" in record.getMessage() for record in caplog.records), caplog.text
