@@ -11,7 +11,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from service import data, fleet, monitor, promote, records, reports, retrain
+from service import data, fleet, monitor, promote, records, registration, reports, retrain
 from service import reference as references
 from service.config_file import load_config
 from service.errors import is_transient
@@ -133,7 +133,7 @@ def register_and_promote(
 ) -> tuple[Any, list[promote.Outcome]]:
     """One task for the registry's side: each step finds what an earlier attempt did, so a retry of the
     whole is safe; the gate's decision, its input, is made once by ``evaluate``."""
-    return retrain.register_and_promote(
+    return registration.register_and_promote(
         registry, challenger, contract, decision, drift_run_id=drift_run_id, flow_run_id=flow_run_id
     )
 

@@ -73,7 +73,7 @@ def _source_tags(source: Store, version: VersionRef, key: str) -> dict[str, str]
 
 def _copied_run(registry: Registry, source: Store, target: Store, version: VersionRef, key: str) -> str:
     """The finished copy of the version's run in the target: found, completed, or made now."""
-    experiment = _experiment(target, registry.experiment_name(TRAINING))
+    experiment = _experiment(target, registry.config.experiment_name(TRAINING))
     found = target.ask(
         f"search the copy of run {version.run_id}",
         lambda: target.client.search_runs([experiment], filter_string=tag_filter(COPY_SOURCE, key), max_results=1),

@@ -121,12 +121,8 @@ class Registry:
             self._experiment_ids[stage] = self._find_or_create_experiment(stage)
         return self._experiment_ids[stage]
 
-    def experiment_name(self, stage: str) -> str:
-        """The MLflow experiment of this model's ``stage`` (training, monitoring), the same in every registry."""
-        return f"driftloop/{self.config.model.name}/{stage}"
-
     def _find_or_create_experiment(self, stage: str) -> str:
-        name = self.experiment_name(stage)
+        name = self.config.experiment_name(stage)
         existing = self.ask(f"read experiment {name}", lambda: self.client.get_experiment_by_name(name))
         if existing is not None:
             return existing.experiment_id

@@ -89,7 +89,7 @@ def _copy_into(registry: Registry, store: Store, checks: dict[str, tuple[str, st
 
 
 def _waiting_trainings(registry: Registry, store: Store) -> list[Any]:
-    name = registry.experiment_name(TRAINING)
+    name = registry.config.experiment_name(TRAINING)
     experiment = store.ask(f"read experiment {name}", lambda: store.client.get_experiment_by_name(name))
     if experiment is None:
         return []

@@ -1,10 +1,9 @@
-"""Retraining: fit a challenger on the fresh window, evaluate it against the champion on the same
-holdout, log and register it in the first environment with its lineage, and settle it by the gate.
+"""Retraining: plan the window, read it, fit a challenger and evaluate it against the champion on the
+same holdout. Logging, registering and settling it: ``service.registration``.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -21,13 +20,9 @@ from service.contracts import (
 from service.data import frame_hash, list_batches
 from service.evaluate import GateDecision, evaluate_gate, split_holdout
 from service.progress import step
-from service.promote import Outcome, accept_candidate, gate_tags, promote_through
-from service.records import REPORT_PENDING
 from service.registry import CHAMPION, CONTRACT_PATH, TAG, Registry, VersionRef
-from service.reports import check_report, copy_if_drawn
 from service.settings import Config
 from service.stored_reference import ReferenceSnapshot, snapshot_of
-from service.tracking import code_version, finished_training, git_sha, log_training_run
 from service.window_sample import read_training_window
 
 
@@ -187,144 +182,3 @@ class OwnColumns:
 
     def predict_proba(self, features: pd.DataFrame) -> object:
         return self.model.predict_proba(self._rows(features))  # type: ignore[attr-defined]
-
-
-def training_key(challenger: Challenger, drift_run_id: str | None) -> str:
-    """What makes two trainings the same one: the request and the exact data (a retry, or a rerun)."""
-    parts = [drift_run_id or "-", *challenger.uris, challenger.train_hash, challenger.holdout_hash]
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-
-def register_challenger(
-    registry: Registry,
-    challenger: Challenger,
-    contract: DataContract,
-    decision: GateDecision,
-    *,
-    drift_run_id: str | None,
-    flow_run_id: str | None,
-) -> VersionRef:
-    """Log the training run and register its model in the first environment, with lineage tags.
-
-    Idempotent: a retry finds the training run a previous attempt finished, and ``register`` finds the
-    version of that run, so neither a second run nor a second version is made."""
-    config = registry.config
-    key = training_key(challenger, drift_run_id)
-    tags = _lineage_tags(registry, challenger, decision, drift_run_id, flow_run_id)
-    run_id = finished_training(registry, key)
-    if run_id is None:
-        lineage = _lineage(registry, challenger, contract, drift_run_id, flow_run_id)
-        run_tags = {**tags, "training_key": key}
-        run_id = _log_training(registry, challenger, contract, decision, lineage, run_tags, drift_run_id)
-    step("registering the model in %s", registry.name(config.environments[0]))
-    return registry.register(run_id, config.environments[0], {**tags, "training_run_id": run_id})
-
-
-def _log_training(
-    registry: Registry,
-    challenger: Challenger,
-    contract: DataContract,
-    decision: GateDecision,
-    lineage: dict[str, object],
-    tags: dict[str, str],
-    drift_run_id: str | None,
-) -> str:
-    """The training run, with a copy of its drift check's report when that is drawn. When it is not, the
-    run is tagged ``report: pending``, and whoever draws the report copies it (``reports``), not the retrain."""
-    report, report_html = check_report(registry, drift_run_id) if drift_run_id else (None, None)
-    step("logging the training run to MLflow: model, signature, datasets, lineage")
-    run_id = log_training_run(
-        registry,
-        model=challenger.model,
-        train=challenger.train,
-        holdout=challenger.holdout,
-        train_hash=challenger.train_hash,
-        holdout_hash=challenger.holdout_hash,
-        features=contract.feature_names,
-        decision=decision,
-        contract=contract,
-        lineage=lineage,
-        tags={**tags, **({"report": report} if report else {})},
-        drift_report_html=report_html,
-        reference=challenger.reference,
-    ).run_id
-    if drift_run_id and report == REPORT_PENDING:  # drawn since? a drawing that looked before this run missed it
-        copy_if_drawn(registry, run_id, drift_run_id)
-    return run_id
-
-
-def _lineage(
-    registry: Registry,
-    challenger: Challenger,
-    contract: DataContract,
-    drift_run_id: str | None,
-    flow_run_id: str | None,
-) -> dict[str, object]:
-    champion = registry.at_alias(registry.config.environments[0], CHAMPION)
-    return {
-        "training_data": list(challenger.uris),
-        "train_hash": challenger.train_hash,
-        "holdout_hash": challenger.holdout_hash,
-        "dropped_unlabelled_rows": challenger.dropped_unlabelled,
-        "window_rows": challenger.rows.window,
-        "sampled_rows": challenger.rows.read if challenger.rows.sampled else None,
-        "drift_run_id": drift_run_id,
-        "champion_version": champion.version if champion else None,
-        "code_version": code_version(),
-        "flow_run_id": flow_run_id,
-        "features": contract.feature_names,
-    }
-
-
-def _lineage_tags(
-    registry: Registry,
-    challenger: Challenger,
-    decision: GateDecision,
-    drift_run_id: str | None,
-    flow_run_id: str | None,
-) -> dict[str, str]:
-    config = registry.config
-    champion = registry.at_alias(config.environments[0], CHAMPION)
-    return {
-        "model": config.model.name,
-        "train_hash": challenger.train_hash,
-        "holdout_hash": challenger.holdout_hash,
-        "dropped_unlabelled_rows": str(challenger.dropped_unlabelled),
-        "window_rows": str(challenger.rows.window),
-        "sampled_rows": str(challenger.rows.read) if challenger.rows.sampled else "",
-        "git_sha": git_sha(),
-        "code_version": code_version(),
-        "flow_run_id": flow_run_id or "",
-        "drift_run_id": drift_run_id or "",
-        "metric": decision.metric,
-        "challenger_score": f"{decision.challenger_score:.6f}",
-        "champion_score": "" if decision.champion_score is None else f"{decision.champion_score:.6f}",
-        "champion_version": champion.version if champion else "",
-        **gate_tags(decision),
-    }
-
-
-def settle(registry: Registry, candidate: VersionRef, decision: GateDecision) -> Outcome:
-    return accept_candidate(registry, candidate, decision)
-
-
-def register_and_promote(
-    registry: Registry,
-    challenger: Challenger,
-    contract: DataContract,
-    decision: GateDecision,
-    *,
-    drift_run_id: str | None,
-    flow_run_id: str | None,
-) -> tuple[VersionRef, list[Outcome]]:
-    """Register the challenger, settle it in the first environment by the gate, promote a kept one by the
-    policy, and mark the drift check answered, last. Every step finds what an earlier attempt did, so the
-    whole is safe to run again after a failure at any point."""
-    candidate = register_challenger(
-        registry, challenger, contract, decision, drift_run_id=drift_run_id, flow_run_id=flow_run_id
-    )
-    outcomes = [settle(registry, candidate, decision)]
-    if outcomes[0].action != "rejected":
-        outcomes += promote_through(registry)
-    mark_settled(registry, candidate)  # last: until here, the drift check still waits for an answer
-    return candidate, outcomes

@@ -245,6 +245,10 @@ class Config(_Strict):
     def policy_for(self, env: str) -> PromotionPolicy:
         return self.promotion.get(env, "auto")
 
+    def experiment_name(self, stage: str) -> str:
+        """The MLflow experiment of this model's ``stage`` (training, monitoring), the same in every registry."""
+        return f"driftloop/{self.model.name}/{stage}"
+
     def registered_name(self, env: str) -> str:
         if env not in self.environments:
             raise ConfigError(f"unknown environment {env!r}: expected one of {self.environments}")

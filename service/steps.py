@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from service import monitor, notify, orchestrator, promote, retrain
+from service import monitor, notify, orchestrator, promote, registration, retrain
 from service import reference as references
 from service.data import list_batches
 from service.records import MonitorRecords, read_records
@@ -132,10 +132,10 @@ def retrain_model(
     frame, contract, dropped = retrain.load_window(uris, config)
     challenger = retrain.fit_challenger(config, contract, frame, uris, dropped)
     decision = retrain.evaluate_challenger(registry, challenger, contract)
-    candidate = retrain.register_challenger(
+    candidate = registration.register_challenger(
         registry, challenger, contract, decision, drift_run_id=drift_run_id, flow_run_id=None
     )
-    outcomes = [retrain.settle(registry, candidate, decision)]
+    outcomes = [registration.settle(registry, candidate, decision)]
     first, name = outcomes[0], config.model.name
     finished = notify.retrain_finished(name, first.env, candidate.version, decision.reason, decision.passed)
     _announce([finished, notify.for_outcome(name, first)])

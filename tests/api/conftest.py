@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.config_file import load_config
 from service.promote import promote_through
+from service.registration import register_challenger, settle
 from service.registry import Registry
-from service.retrain import evaluate_challenger, fit_challenger, load_window, register_challenger, settle
+from service.retrain import evaluate_challenger, fit_challenger, load_window
 from service.settings import Settings
 from tests.support import Hooks, webhook_receiver
 

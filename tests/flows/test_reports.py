@@ -10,8 +10,7 @@ import pytest
 
 from flows.monitor import monitor
 from flows.retrain import retrain
-from service import records, reports
-from service import retrain as service_retrain
+from service import records, registration, reports
 from service.config_file import load_config
 from service.monitor import REPORT_PENDING, work_to_do
 from service.records import REPORT_PATH
@@ -148,7 +147,7 @@ def test_a_training_run_logged_while_its_checks_report_was_being_drawn_still_get
     registry = Registry(load_config(config_path))
     summary = monitor(str(config_path), retrain_via="event")
     assert report_states(registry) == {"batch_001.csv": ("drawn", None)}
-    monkeypatch.setattr(service_retrain, "check_report", lambda *args: (records.REPORT_PENDING, None))
+    monkeypatch.setattr(registration, "check_report", lambda *args: (records.REPORT_PENDING, None))
     # when the retrain logs its training run
     outcome = retrain(str(config_path), drift_run_id=summary.retrain_requested)
     # then the run got its copy at once, not at some later drawing

@@ -18,14 +18,9 @@ from service.data import frame_hash
 from service.errors import PromotionError, RegistryUnavailable
 from service.evaluate import GateDecision
 from service.promote import Outcome, approve, promote_through, rollback
+from service.registration import register_challenger, settle
 from service.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry, VersionRef
-from service.retrain import (
-    evaluate_challenger,
-    fit_challenger,
-    load_window,
-    register_challenger,
-    settle,
-)
+from service.retrain import evaluate_challenger, fit_challenger, load_window
 
 
 def aliases(registry: Registry) -> dict[str, dict[str, str | None]]:
