@@ -13,6 +13,7 @@ from service.records import REPORT_PENDING
 from service.registry import CHAMPION, Registry, VersionRef
 from service.reports import check_report, copy_if_drawn
 from service.retrain import Challenger, mark_settled
+from service.settings import Config
 from service.tracking import code_version, finished_training, git_sha, log_training_run
 
 
@@ -37,10 +38,12 @@ def register_challenger(
     version of that run, so neither a second run nor a second version is made."""
     config = registry.config
     key = training_key(challenger, drift_run_id)
-    tags = _lineage_tags(registry, challenger, decision, drift_run_id, flow_run_id)
+    champion = registry.at_alias(config.environments[0], CHAMPION)  # the one it was judged against
+    champion_version = champion.version if champion else None
+    tags = _lineage_tags(config, challenger, decision, drift_run_id, flow_run_id, champion_version)
     run_id = finished_training(registry, key)
     if run_id is None:
-        lineage = _lineage(registry, challenger, contract, drift_run_id, flow_run_id)
+        lineage = _lineage(challenger, contract, drift_run_id, flow_run_id, champion_version)
         run_tags = {**tags, "training_key": key}
         run_id = _log_training(registry, challenger, contract, decision, lineage, run_tags, drift_run_id)
     step("registering the model in %s", registry.name(config.environments[0]))
@@ -81,13 +84,12 @@ def _log_training(
 
 
 def _lineage(
-    registry: Registry,
     challenger: Challenger,
     contract: DataContract,
     drift_run_id: str | None,
     flow_run_id: str | None,
+    champion_version: str | None,
 ) -> dict[str, object]:
-    champion = registry.at_alias(registry.config.environments[0], CHAMPION)
     return {
         "training_data": list(challenger.uris),
         "train_hash": challenger.train_hash,
@@ -96,7 +98,7 @@ def _lineage(
         "window_rows": challenger.rows.window,
         "sampled_rows": challenger.rows.read if challenger.rows.sampled else None,
         "drift_run_id": drift_run_id,
-        "champion_version": champion.version if champion else None,
+        "champion_version": champion_version,
         "code_version": code_version(),
         "flow_run_id": flow_run_id,
         "features": contract.feature_names,
@@ -104,14 +106,13 @@ def _lineage(
 
 
 def _lineage_tags(
-    registry: Registry,
+    config: Config,
     challenger: Challenger,
     decision: GateDecision,
     drift_run_id: str | None,
     flow_run_id: str | None,
+    champion_version: str | None,
 ) -> dict[str, str]:
-    config = registry.config
-    champion = registry.at_alias(config.environments[0], CHAMPION)
     return {
         "model": config.model.name,
         "train_hash": challenger.train_hash,
@@ -126,7 +127,7 @@ def _lineage_tags(
         "metric": decision.metric,
         "challenger_score": f"{decision.challenger_score:.6f}",
         "champion_score": "" if decision.champion_score is None else f"{decision.champion_score:.6f}",
-        "champion_version": champion.version if champion else "",
+        "champion_version": champion_version or "",
         **gate_tags(decision),
     }
 

@@ -52,9 +52,14 @@ def draw_pending(registry: Registry, records: MonitorRecords | None = None, limi
 
 def check_report(registry: Registry, check_run_id: str) -> tuple[str, str | None]:
     """A check's report state, with its HTML once drawn: what a training run answering the check keeps."""
-    run = registry.ask(f"read check run {check_run_id}", lambda: registry.client.get_run(check_run_id))
-    state = run.data.tags.get(f"{TAG}report", REPORT_DRAWN)  # older checks drew theirs with the verdict
+    _, state = _check_state(registry, check_run_id)
     return state, registry.run_text(check_run_id, REPORT_PATH) if state == REPORT_DRAWN else None
+
+
+def _check_state(registry: Registry, check_run_id: str) -> tuple[Any, str]:
+    """A check's run and the state of its report, read now."""
+    run = registry.ask(f"read check run {check_run_id}", lambda: registry.client.get_run(check_run_id))
+    return run, run.data.tags.get(f"{TAG}report", REPORT_DRAWN)  # older checks drew theirs with the verdict
 
 
 def copy_to_trainings(registry: Registry) -> int:
@@ -64,13 +69,12 @@ def copy_to_trainings(registry: Registry) -> int:
     Another environment's registry that does not answer (or refuses) is logged and left for the next
     drawing: it must not fail the passes of the first environment, which need nothing from it."""
     checks: dict[str, tuple[str, str | None]] = {}
-    done = 0
-    for store in _stores(registry):
+    done = _copy_into(registry, registry.store(), checks)  # the default registry's failure fails the drawing
+    for env in registry.config.registry.environments:  # those with a registry of their own
+        store = registry.store(env)
         try:
             done += _copy_into(registry, store, checks)
         except (InfrastructureError, RegistryError) as exc:  # down, or refusing this process's credentials
-            if store is registry.store():
-                raise
             _log.warning("drift reports left for the next drawing in %s: %s", store.tracking_uri, exc)
     return done
 
@@ -113,16 +117,10 @@ def copy_if_drawn(registry: Registry, training_run_id: str, check_run_id: str) -
         _give_copy(registry.store(), training_run_id, state, html)
 
 
-def _stores(registry: Registry) -> list[Store]:
-    stores = [registry.store(), *(registry.store(env) for env in registry.config.registry.environments)]
-    return list({id(store): store for store in stores}.values())
-
-
 def _draw_if_pending(registry: Registry, check_run_id: str) -> str:
     """Draw a check's report unless someone drew it since the pass's records were read (another process
     drawing pending reports: the sweep, or an Airflow check step)."""
-    run = registry.ask(f"read check run {check_run_id}", lambda: registry.client.get_run(check_run_id))
-    state = run.data.tags.get(f"{TAG}report", REPORT_DRAWN)  # older checks drew theirs with the verdict
+    run, state = _check_state(registry, check_run_id)
     return draw(registry, RecordRun.of(run)) if state == REPORT_PENDING else state
 
 
