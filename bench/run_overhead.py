@@ -44,6 +44,8 @@ os.environ.update(
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
         "MLFLOW_LOGGING_LEVEL": "WARNING",
+        # As the CLI does: a fresh PREFECT_HOME's migrations can outlast Prefect's default 20 s.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     }
 )
 

@@ -6,6 +6,7 @@ Drift checks and quarantined batches are the monitor's records: see ``service.ch
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import tempfile
 import time
@@ -20,6 +21,7 @@ from service import schemas
 from service.contracts import DataContract, contract_to_dict
 from service.evaluate import GateDecision
 from service.registry import CONTRACT_PATH, LINEAGE_PATH, MODEL_PATH, TAG, Registry, tag_filter
+from service.skops_types import exact_types, types_in
 from service.stored_reference import LINEAGE_KEY, ReferenceSnapshot, write_snapshot
 
 TRAINING = "training"
@@ -80,20 +82,33 @@ def finished_training(registry: Registry, key: str) -> str | None:
 def _save_model(
     model: object, folder: Path, contract: DataContract, holdout: pd.DataFrame, features: list[str]
 ) -> None:
+    """MLflow's sklearn flavour in skops format, trusting only the types of the pipeline we just built:
+    loading stays safe against foreign files. MLflow loads what it wrote with that list, so a type the
+    quick walk missed fails the save, which is then done again with skops' own list."""
     import mlflow.sklearn
-    import skops.io
+    from mlflow.exceptions import MlflowException
+    from skops.io.exceptions import UntrustedTypesFoundException
 
     predictions = pd.Series(model.predict(holdout[features].head(100)))  # type: ignore[attr-defined]
-    mlflow.sklearn.save_model(
-        model,
-        str(folder),
-        signature=schemas.model_signature(contract, predictions),
-        input_example=holdout[features].head(5),
-        serialization_format="skops",
-        # Only the types of the pipeline we just built: loading stays safe against foreign files.
-        skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
-        pip_requirements=_pip_requirements(),
-    )
+
+    def save(trusted: list[str]) -> None:
+        mlflow.sklearn.save_model(
+            model,
+            str(folder),
+            signature=schemas.model_signature(contract, predictions),
+            input_example=holdout[features].head(5),
+            serialization_format="skops",
+            skops_trusted_types=trusted,
+            pip_requirements=_pip_requirements(),
+        )
+
+    try:
+        save(types_in(model))
+    except MlflowException as exc:
+        if not isinstance(exc.__context__, UntrustedTypesFoundException):
+            raise
+        shutil.rmtree(folder)
+        save(exact_types(model))
 
 
 def _params(

@@ -1,0 +1,62 @@
+"""The types a fitted pipeline is made of: the list skops is told to trust when the model is loaded.
+
+skops' own answer (``get_untrusted_types`` of a ``dumps``) serializes the whole model, 0.1-0.8 s for
+a boosted ensemble on 100k rows, and MLflow's save serializes it once more. Walking the object graph
+finds the same names in milliseconds. The walk may name a type skops would have trusted anyway (the
+list stays within our own pipeline's types); if it misses one, MLflow's check on save (it loads what it
+wrote with this list) fails and the caller asks skops instead (``exact_types``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+_ATOMS = (str, bytes, int, float, bool, complex)
+
+
+def _name(kind: type) -> str:
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def types_in(model: object) -> list[str]:
+    """Every type reachable from ``model`` through attributes, containers and pickled state, by the
+    dotted name skops gives it."""
+    seen: set[int] = set()
+    names: set[str] = set()
+    pending: list[Any] = [model]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, np.generic):  # a numpy scalar: skops stores it with its dtype
+            names.update({_name(type(item)), "numpy.dtype"})
+        elif item is None or isinstance(item, _ATOMS) or id(item) in seen:
+            continue
+        elif isinstance(item, type):
+            names.add(_name(item))
+        elif isinstance(item, np.dtype):
+            names.add("numpy.dtype")
+        else:
+            seen.add(id(item))
+            names.add(_name(type(item)))
+            pending.extend(_parts(item))
+    return sorted(names)
+
+
+def _parts(item: Any) -> list[Any]:
+    if isinstance(item, np.ndarray):
+        return item.ravel().tolist() if item.dtype == object else []
+    if isinstance(item, dict):
+        return [*item.keys(), *item.values()]
+    if isinstance(item, (list, tuple, set, frozenset)):
+        return list(item)
+    if hasattr(item, "__dict__"):
+        return [vars(item)]
+    return list(item.__reduce_ex__(4)[1:3])  # an extension type (a tree, a distance metric): its args and state
+
+
+def exact_types(model: object) -> list[str]:
+    """skops' own list, from a full serialization of the model."""
+    import skops.io
+
+    return skops.io.get_untrusted_types(data=skops.io.dumps(model))

@@ -1,0 +1,94 @@
+"""Tests of service.skops_types (the types a fitted pipeline is made of) and of the model save that trusts
+them: the quick walk must name every type skops needs trusted, and a save whose list misses one must
+still end with a model that loads, trusting skops' own list."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow.sklearn
+import pandas as pd
+import pytest
+import yaml
+from threadpoolctl import threadpool_limits
+
+from service import tracking
+from service.contracts import DataContract, conform, contract_from_reference
+from service.demo_data import make_stream
+from service.settings import Config
+from service.skops_types import exact_types, types_in
+from service.train import fit_pipeline
+
+ESTIMATORS = [
+    "sklearn.ensemble.HistGradientBoostingClassifier",
+    "sklearn.ensemble.RandomForestClassifier",
+    "sklearn.tree.DecisionTreeClassifier",
+    "sklearn.linear_model.LogisticRegression",
+    "sklearn.dummy.DummyClassifier",
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    with threadpool_limits(limits=1):  # as in test_evaluate_and_train: a busy machine oversubscribed
+        yield
+
+
+def weather_config(estimator: str) -> Config:
+    model = {"name": "weather", "task": "classification", "target": "weather", "ignore": ["date"]}
+    model["estimator"] = estimator
+    return Config.model_validate({"model": model, "data": {"reference": "r.csv", "current": "c/*.csv"}})
+
+
+@pytest.fixture(scope="module")
+def reference() -> pd.DataFrame:
+    return make_stream(n_batches=1, rows=400, reference_rows=1500, drift_at=1).reference
+
+
+def fitted(estimator: str, reference: pd.DataFrame) -> tuple[object, DataContract, pd.DataFrame]:
+    config = weather_config(estimator)
+    contract = contract_from_reference(reference, config, "r.csv")
+    frame = conform(reference, contract)
+    return fit_pipeline(config, contract, frame), contract, frame
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_the_walk_names_every_type_skops_would_ask_to_trust(estimator: str, reference: pd.DataFrame) -> None:
+    model, _, _ = fitted(estimator, reference)
+    assert set(exact_types(model)) <= set(types_in(model))
+
+
+def test_the_walk_names_only_types_found_in_the_pipeline(reference: pd.DataFrame) -> None:
+    model, _, _ = fitted("sklearn.linear_model.LogisticRegression", reference)
+    named = types_in(model)
+    assert "sklearn.linear_model._logistic.LogisticRegression" in named
+    assert not [name for name in named if "ensemble" in name or name.startswith(("os.", "subprocess."))]
+
+
+def saved_trust(folder: Path) -> list[str]:
+    flavor = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["sklearn"]
+    return flavor["skops_trusted_types"]
+
+
+def test_a_save_whose_walk_missed_a_type_trusts_skops_list_and_loads(
+    reference: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a walk that names nothing, so MLflow's check of the save refuses the boosted trees' types
+    model, contract, frame = fitted("sklearn.ensemble.HistGradientBoostingClassifier", reference)
+    monkeypatch.setattr(tracking, "types_in", lambda model: [])
+    # when
+    tracking._save_model(model, tmp_path / "model", contract, frame, contract.feature_names)
+    # then: saved again with skops' own list, and it loads and predicts as the fitted model does
+    assert sorted(saved_trust(tmp_path / "model")) == sorted(exact_types(model))
+    loaded = mlflow.sklearn.load_model(str(tmp_path / "model"))
+    sample = frame[contract.feature_names].head(50)
+    assert list(loaded.predict(sample)) == list(model.predict(sample))  # type: ignore[attr-defined]
+
+
+def test_a_save_trusts_the_walked_types(reference: pd.DataFrame, tmp_path: Path) -> None:
+    model, contract, frame = fitted("sklearn.ensemble.HistGradientBoostingClassifier", reference)
+    tracking._save_model(model, tmp_path / "model", contract, frame, contract.feature_names)
+    assert saved_trust(tmp_path / "model") == types_in(model)
+    assert json.loads((tmp_path / "model" / "input_example.json").read_text())  # the rest of the save is there
