@@ -9,11 +9,13 @@ wrote with this list) fails and the caller asks skops instead (``exact_types``).
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-_ATOMS = (str, bytes, int, float, bool, complex)
+# Values, and modules: what a module holds is not part of the model.
+_NOT_WALKED = (str, bytes, int, float, bool, complex, ModuleType)
 
 
 def _name(kind: type) -> str:
@@ -30,7 +32,7 @@ def types_in(model: object) -> list[str]:
         item = pending.pop()
         if isinstance(item, np.generic):  # a numpy scalar: skops stores it with its dtype
             names.update({_name(type(item)), "numpy.dtype"})
-        elif item is None or isinstance(item, _ATOMS) or id(item) in seen:
+        elif item is None or isinstance(item, _NOT_WALKED) or id(item) in seen:
             continue
         elif isinstance(item, type):
             names.add(_name(item))
@@ -52,7 +54,11 @@ def _parts(item: Any) -> list[Any]:
         return list(item)
     if hasattr(item, "__dict__"):
         return [vars(item)]
-    return list(item.__reduce_ex__(4)[1:3])  # an extension type (a tree, a distance metric): its args and state
+    try:  # an extension type (a tree, a distance metric): the arguments and state it pickles with
+        reduced = item.__reduce_ex__(4)
+    except Exception:  # skops cannot store it either: MLflow's save says so, naming the model
+        return []
+    return list(reduced[1:3]) if isinstance(reduced, tuple) else []
 
 
 def exact_types(model: object) -> list[str]:

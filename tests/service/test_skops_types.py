@@ -5,6 +5,7 @@ still end with a model that loads, trusting skops' own list."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,6 +66,20 @@ def test_the_walk_names_only_types_found_in_the_pipeline(reference: pd.DataFrame
     named = types_in(model)
     assert "sklearn.linear_model._logistic.LogisticRegression" in named
     assert not [name for name in named if "ensemble" in name or name.startswith(("os.", "subprocess."))]
+
+
+class HoldsALockAndAModule:
+    """A step no pickle can store (a lock) that keeps a module at hand."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.codec = json
+
+
+def test_the_walk_stops_at_what_cannot_be_pickled_and_names_nothing_from_a_module() -> None:
+    named = types_in([HoldsALockAndAModule()])
+    assert f"{__name__}.HoldsALockAndAModule" in named
+    assert not [name for name in named if name.startswith("json.")]
 
 
 def saved_trust(folder: Path) -> list[str]:
