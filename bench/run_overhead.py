@@ -7,8 +7,9 @@ each call timed where it happens (a call inside another is counted once, in the 
   ``service.evaluate.score``: predictions and the metric) and the drift statistics (``column_test``);
 - **data work**: reading, validating and preparing the data any pipeline reads, orchestrated or not:
   the training window (``load_window``), the holdout split, the reference profile of a new model
-  (``snapshot_of``), and the check's read and validation of the batch (``column_check.check_batch``,
-  less the drift statistics its threads run while the pass waits on them);
+  (``snapshot_of``), and the check's read, validation and hash of the batch (``column_check.check_batch``,
+  less the drift statistics its threads run while the pass waits on them; the hash tells a batch
+  already checked);
 - **orchestration + registry**, the issue's figure: all the rest. Prefect (flows, tasks, slots, the
   API), MLflow (runs, artifacts, the model's save and loads, registration, aliases, tags), the content
   hashes of the lineage, driftloop's own logic between them.
