@@ -238,7 +238,7 @@ def report(rows: int, passes: list[dict[str, float]]) -> None:
     print(f"  total wall time            {median['total']:8.2f} s")
     print(f"  sklearn fit + score        {median[COMPUTE]:8.2f} s")
     print(f"  drift statistics           {median[STATISTICS]:8.2f} s")
-    print(f"  data work                  {data_work(median):8.2f} s  (read, validate, split, profile)")
+    print(f"  data work                  {data_work(median):8.2f} s  (read, validate, hash, split, profile)")
     print(
         f"  orchestration + registry   {spent:8.2f} s  = {spent / work:.0%} of compute (fit + score + drift statistics)"
     )
