@@ -132,10 +132,6 @@ def _lineage_tags(
     }
 
 
-def settle(registry: Registry, candidate: VersionRef, decision: GateDecision) -> Outcome:
-    return accept_candidate(registry, candidate, decision)
-
-
 def register_and_promote(
     registry: Registry,
     challenger: Challenger,
@@ -151,7 +147,7 @@ def register_and_promote(
     candidate = register_challenger(
         registry, challenger, contract, decision, drift_run_id=drift_run_id, flow_run_id=flow_run_id
     )
-    outcomes = [settle(registry, candidate, decision)]
+    outcomes = [accept_candidate(registry, candidate, decision)]
     if outcomes[0].action != "rejected":
         outcomes += promote_through(registry)
     mark_settled(registry, candidate)  # last: until here, the drift check still waits for an answer

@@ -135,7 +135,7 @@ def retrain_model(
     candidate = registration.register_challenger(
         registry, challenger, contract, decision, drift_run_id=drift_run_id, flow_run_id=None
     )
-    outcomes = [registration.settle(registry, candidate, decision)]
+    outcomes = [promote.accept_candidate(registry, candidate, decision)]
     first, name = outcomes[0], config.model.name
     finished = notify.retrain_finished(name, first.env, candidate.version, decision.reason, decision.passed)
     _announce([finished, notify.for_outcome(name, first)])

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.config_file import load_config
-from service.promote import promote_through
-from service.registration import register_challenger, settle
+from service.promote import accept_candidate, promote_through
+from service.registration import register_challenger
 from service.registry import Registry
 from service.retrain import evaluate_challenger, fit_challenger, load_window
 from service.settings import Settings
@@ -30,7 +30,7 @@ def trained(world: Callable[..., Path]) -> Path:
     challenger = fit_challenger(registry.config, contract, frame, uris, dropped)
     decision = evaluate_challenger(registry, challenger, contract)
     version = register_challenger(registry, challenger, contract, decision, drift_run_id=None, flow_run_id=None)
-    settle(registry, version, decision)
+    accept_candidate(registry, version, decision)
     promote_through(registry)
     return config_path
 

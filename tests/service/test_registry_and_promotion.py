@@ -17,8 +17,8 @@ from service.config_file import load_config
 from service.data import frame_hash
 from service.errors import PromotionError, RegistryUnavailable
 from service.evaluate import GateDecision
-from service.promote import Outcome, approve, promote_through, rollback
-from service.registration import register_challenger, settle
+from service.promote import Outcome, accept_candidate, approve, promote_through, rollback
+from service.registration import register_challenger
 from service.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry, VersionRef
 from service.retrain import evaluate_challenger, fit_challenger, load_window
 
@@ -44,7 +44,7 @@ def train(
     challenger = fit_challenger(config, contract, frame, uris, dropped)
     decision = evaluate_challenger(registry, challenger, contract)
     version = register_challenger(registry, challenger, contract, decision, drift_run_id=None, flow_run_id="f-1")
-    return version, decision, settle(registry, version, decision)
+    return version, decision, accept_candidate(registry, version, decision)
 
 
 @pytest.fixture
