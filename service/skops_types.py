@@ -1,14 +1,21 @@
-"""The types a fitted pipeline is made of: the list skops is told to trust when the model is loaded.
+"""The types a fitted pipeline is made of (the list skops is told to trust when the model is loaded),
+and the check that a saved model loads with that list.
 
 skops' own answer (``get_untrusted_types`` of a ``dumps``) serializes the whole model, 0.1-0.8 s for
 a boosted ensemble on 100k rows, and MLflow's save serializes it once more. Walking the object graph
 finds the same names in milliseconds. The walk may name a type skops would have trusted anyway (the
-list stays within our own pipeline's types); if it misses one, MLflow's check on save (it loads what it
-wrote with this list) fails and the caller asks skops instead (``exact_types``).
+list stays within our own pipeline's types); if it misses one, the check on save fails and the caller
+asks skops instead (``exact_types``).
+
+MLflow checks a skops save by loading the model back with the list: building every tree again, 0.2-0.35 s
+for the boosted ensemble above. ``check_saves_by_audit`` makes it audit the written file instead, as
+skops' load does before it builds anything: the same verdict (the file's types beyond skops' defaults,
+against the list), 0.09 s.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -66,3 +73,55 @@ def exact_types(model: object) -> list[str]:
     import skops.io
 
     return skops.io.get_untrusted_types(data=skops.io.dumps(model))
+
+
+class UntrustedTypesError(Exception):
+    """A saved model holds types its trusted list does not name: it would not load with that list."""
+
+    def __init__(self, untrusted: set[str]) -> None:
+        super().__init__(f"the saved model holds types its trusted list does not name: {sorted(untrusted)}")
+        self.untrusted = untrusted
+
+
+def dump_and_audit(model: object, path: str, trusted: list[str] | None) -> None:
+    """Write ``model`` in skops format to ``path`` and raise UntrustedTypesError (the file removed) when
+    loading it with ``trusted`` would be refused: skops' load audits exactly this before building anything."""
+    import skops.io
+
+    skops.io.dump(model, path)
+    untrusted = set(skops.io.get_untrusted_types(file=path)) - set(trusted or [])
+    if untrusted:
+        Path(path).unlink()
+        raise UntrustedTypesError(untrusted)
+
+
+def check_saves_by_audit() -> None:
+    """Make ``mlflow.sklearn.save_model`` in skops format check its file by ``dump_and_audit``, not by
+    loading the model back. Other formats are left to MLflow. Idempotent; for the whole process, as the
+    result is the same: a save that passes would have passed MLflow's load, and one that fails still fails.
+
+    ``mlflow.sklearn._save_model`` is private (MLflow is pinned to 3.x); a test checks its signature."""
+    import mlflow.sklearn as flavour
+    from mlflow.exceptions import MlflowException
+
+    if getattr(flavour._save_model, "audits_skops", False):
+        return
+    mlflows_own = flavour._save_model
+
+    def _save_model(
+        sk_model: object, output_path: str, serialization_format: str, skops_trusted_types: list[str] | None
+    ) -> None:
+        if serialization_format != flavour.SERIALIZATION_FORMAT_SKOPS:
+            return mlflows_own(sk_model, output_path, serialization_format, skops_trusted_types)
+        try:
+            dump_and_audit(sk_model, output_path, skops_trusted_types)
+        except UntrustedTypesError:
+            raise
+        except Exception as exc:  # as MLflow words it: skops cannot store this model
+            Path(output_path).unlink(missing_ok=True)
+            raise MlflowException(
+                f"The sklearn model could not be serialized in the skops serialization format: {exc}"
+            ) from exc
+
+    _save_model.audits_skops = True  # type: ignore[attr-defined]
+    flavour._save_model = _save_model

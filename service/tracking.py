@@ -21,7 +21,7 @@ from service import schemas
 from service.contracts import DataContract, contract_to_dict
 from service.evaluate import GateDecision
 from service.registry import CONTRACT_PATH, LINEAGE_PATH, MODEL_PATH, TAG, Registry, tag_filter
-from service.skops_types import exact_types, types_in
+from service.skops_types import UntrustedTypesError, check_saves_by_audit, exact_types, types_in
 from service.stored_reference import LINEAGE_KEY, ReferenceSnapshot, write_snapshot
 
 TRAINING = "training"
@@ -83,12 +83,11 @@ def _save_model(
     model: object, folder: Path, contract: DataContract, holdout: pd.DataFrame, features: list[str]
 ) -> None:
     """MLflow's sklearn flavour in skops format, trusting only the types of the pipeline we just built:
-    loading stays safe against foreign files. MLflow loads what it wrote with that list, so a type the
-    quick walk missed fails the save, which is then done again with skops' own list."""
+    loading stays safe against foreign files. The save audits what it wrote against that list, so a type
+    the quick walk missed fails it, and it is done again with skops' own list."""
     import mlflow.sklearn
-    from mlflow.exceptions import MlflowException
-    from skops.io.exceptions import UntrustedTypesFoundException
 
+    check_saves_by_audit()
     predictions = pd.Series(model.predict(holdout[features].head(100)))  # type: ignore[attr-defined]
 
     def save(trusted: list[str]) -> None:
@@ -104,9 +103,7 @@ def _save_model(
 
     try:
         save(types_in(model))
-    except MlflowException as exc:
-        if not isinstance(exc.__context__, UntrustedTypesFoundException):
-            raise
+    except UntrustedTypesError:
         shutil.rmtree(folder)
         save(exact_types(model))
 

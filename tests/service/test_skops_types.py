@@ -1,6 +1,7 @@
 """Tests of service.skops_types (the types a fitted pipeline is made of) and of the model save that trusts
-them: the quick walk must name every type skops needs trusted, and a save whose list misses one must
-still end with a model that loads, trusting skops' own list."""
+them: the quick walk must name every type skops needs trusted, a save whose list misses one must still
+end with a model that loads, trusting skops' own list, and the save's audit of its file must refuse what
+skops' load refuses, without loading the model back."""
 
 from __future__ import annotations
 
@@ -12,14 +13,16 @@ from pathlib import Path
 import mlflow.sklearn
 import pandas as pd
 import pytest
+import skops.io
 import yaml
+from skops.io.exceptions import UntrustedTypesFoundException
 from threadpoolctl import threadpool_limits
 
 from service import tracking
 from service.contracts import DataContract, conform, contract_from_reference
 from service.demo_data import make_stream
 from service.settings import Config
-from service.skops_types import exact_types, types_in
+from service.skops_types import UntrustedTypesError, check_saves_by_audit, dump_and_audit, exact_types, types_in
 from service.train import fit_pipeline
 
 ESTIMATORS = [
@@ -107,3 +110,49 @@ def test_a_save_trusts_the_walked_types(reference: pd.DataFrame, tmp_path: Path)
     tracking._save_model(model, tmp_path / "model", contract, frame, contract.feature_names)
     assert saved_trust(tmp_path / "model") == types_in(model)
     assert json.loads((tmp_path / "model" / "input_example.json").read_text())  # the rest of the save is there
+
+
+def test_a_save_checks_its_file_without_loading_the_model_back(
+    reference: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: skops' load fails if called; MLflow's own check of a skops save calls it
+    model, contract, frame = fitted("sklearn.ensemble.HistGradientBoostingClassifier", reference)
+
+    def no_load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the save loaded the model back")
+
+    monkeypatch.setattr(skops.io, "load", no_load)
+    # when
+    tracking._save_model(model, tmp_path / "model", contract, frame, contract.feature_names)
+    # then: saved with the walked list, and the file holds no type beyond it
+    assert saved_trust(tmp_path / "model") == types_in(model)
+    written = skops.io.get_untrusted_types(file=tmp_path / "model" / "model.skops")
+    assert set(written) <= set(types_in(model))
+
+
+@pytest.mark.parametrize("drop", ["nothing", "the trees' type"])
+def test_the_audit_refuses_exactly_what_skops_load_refuses(drop: str, reference: pd.DataFrame, tmp_path: Path) -> None:
+    model, _, _ = fitted("sklearn.ensemble.HistGradientBoostingClassifier", reference)
+    trusted = [name for name in exact_types(model) if drop == "nothing" or "TreePredictor" not in name]
+    path = str(tmp_path / "model.skops")
+    try:
+        dump_and_audit(model, path, trusted)
+        audit_refused = False
+    except UntrustedTypesError as exc:
+        audit_refused = True
+        assert any("TreePredictor" in name for name in exc.untrusted)
+        assert not Path(path).exists()  # a refused file is not left behind
+    skops.io.dump(model, path)
+    try:
+        skops.io.load(path, trusted=trusted)
+        load_refused = False
+    except UntrustedTypesFoundException:
+        load_refused = True
+    assert audit_refused == load_refused == (drop != "nothing")
+
+
+def test_a_save_in_another_format_is_left_to_mlflow(reference: pd.DataFrame, tmp_path: Path) -> None:
+    model, _, _ = fitted("sklearn.linear_model.LogisticRegression", reference)
+    check_saves_by_audit()
+    mlflow.sklearn.save_model(model, str(tmp_path / "model"), serialization_format="cloudpickle")
+    assert (tmp_path / "model" / "model.pkl").exists()
