@@ -47,7 +47,7 @@ def prepare(root: Path) -> Path:
         created = client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
         current = registry.at_alias("dev", CHAMPION)
         if current is not None:
-            registry.set_alias("dev", PREVIOUS, current)
+            registry.set_alias("dev", PREVIOUS, current.version)
         client.set_registered_model_alias(name, CHAMPION, str(created.version))
         promote(registry, "staging")
         if current is None:

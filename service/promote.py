@@ -32,18 +32,22 @@ class Outcome:
     message: str
 
 
-def _make_champion(registry: Registry, env: str, version: VersionRef) -> Outcome:
-    current = registry.at_alias(env, CHAMPION)
-    if current is not None and current.version == version.version:
+def _make_champion(
+    registry: Registry, env: str, version: VersionRef, aliases: dict[str, str] | None = None
+) -> Outcome:
+    """``version`` becomes ``env``'s champion, the one it replaces ``previous``. ``aliases``: the model's
+    aliases as the caller has just read them (``Registry.aliases``), read here otherwise."""
+    aliases = registry.aliases(env) if aliases is None else aliases
+    current = aliases.get(CHAMPION)
+    if current == version.version:
         return Outcome(env, version.name, version.version, "unchanged", f"{version.uri} is already @champion")
     if current is not None:
         registry.set_alias(env, PREVIOUS, current)
-    registry.set_alias(env, CHAMPION, version)
-    challenger = registry.at_alias(env, CHALLENGER)
-    if challenger is not None and challenger.version == version.version:
+    registry.set_alias(env, CHAMPION, version.version)
+    if aliases.get(CHALLENGER) == version.version:
         registry.delete_alias(env, CHALLENGER)
     registry.tag_version(version, {"status": "champion", "promoted_at": str(int(time.time()))})
-    replaced = f" (replaces v{current.version}, now @previous)" if current else ""
+    replaced = f" (replaces v{current}, now @previous)" if current else ""
     return Outcome(env, version.name, version.version, "champion", f"{version.uri} is @champion{replaced}")
 
 
@@ -77,11 +81,11 @@ def promote(registry: Registry, to_env: str) -> Outcome:
     if source is None:
         raise PromotionError(f"{registry.name(source_env)} has no @champion to promote to {to_env!r}")
     copy = registry.copy_to(source, to_env)
-    current = registry.at_alias(to_env, CHAMPION)
-    if current is not None and current.version == copy.version:
+    aliases = registry.aliases(to_env)
+    if aliases.get(CHAMPION) == copy.version:
         return Outcome(to_env, copy.name, copy.version, "unchanged", f"{copy.uri} is already @champion")
     if registry.config.policy_for(to_env) == "approval":
-        registry.set_alias(to_env, CHALLENGER, copy)
+        registry.set_alias(to_env, CHALLENGER, copy.version)
         registry.tag_version(copy, {"status": "awaiting_approval"})
         return Outcome(
             to_env,
@@ -90,7 +94,7 @@ def promote(registry: Registry, to_env: str) -> Outcome:
             "awaiting_approval",
             f"{copy.uri} is @challenger, awaiting approval",
         )
-    return _make_champion(registry, to_env, copy)
+    return _make_champion(registry, to_env, copy, aliases)
 
 
 def promote_through(registry: Registry) -> list[Outcome]:
@@ -165,7 +169,7 @@ def rollback(registry: Registry, env: str) -> Outcome:
     current = registry.at_alias(env, CHAMPION)
     if previous is None or current is None:
         raise PromotionError(f"{registry.name(env)} has no @previous version: nothing to roll back to")
-    registry.set_alias(env, CHAMPION, previous)
+    registry.set_alias(env, CHAMPION, previous.version)
     # Dropping @previous makes a second rollback an error instead of a silent roll forward.
     registry.delete_alias(env, PREVIOUS)
     registry.tag_version(current, {"status": "rolled_back"})

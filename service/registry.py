@@ -181,9 +181,15 @@ class Registry:
         found = store.ask(f"search {name}", lambda: store.client.search_model_versions(query))
         return [version_ref(v, env) for v in found]
 
-    def set_alias(self, env: str, alias: str, version: VersionRef) -> None:
+    def aliases(self, env: str) -> dict[str, str]:
+        """Each alias of ``env``'s model and the version it points to, in one read; {} when there is no model."""
         name, store = self.name(env), self.store(env)
-        store.ask(f"set {name}@{alias}", lambda: store.client.set_registered_model_alias(name, alias, version.version))
+        model = store.lookup(f"read model {name}", lambda: store.client.get_registered_model(name))
+        return {} if model is None else {alias: str(number) for alias, number in (model.aliases or {}).items()}
+
+    def set_alias(self, env: str, alias: str, version: str) -> None:
+        name, store = self.name(env), self.store(env)
+        store.ask(f"set {name}@{alias}", lambda: store.client.set_registered_model_alias(name, alias, version))
 
     def delete_alias(self, env: str, alias: str) -> None:
         if self.at_alias(env, alias) is not None:
@@ -219,7 +225,7 @@ class Registry:
                 name, source, run_id=run_id, tags={f"{TAG}{k}": v for k, v in tags.items()}
             ),
         )
-        return self.version(env, str(created.version))
+        return version_ref(created, env)  # MLflow answers with the version, its tags included
 
     def copy_to(self, version: VersionRef, env: str) -> VersionRef:
         """Copy a version into another environment's model with its lineage tags; idempotent. Across registries
@@ -271,6 +277,10 @@ class Registry:
             repository = store.artifacts(root)
             store.ask(f"download {path} of run {run_id}", lambda: repository._download_file(path, str(local)))
             return local.read_text()
+
+    def remember_artifact_root(self, run_id: str, artifact_uri: str) -> None:
+        """A run this process just created: its artifact location, which never changes, is not read back."""
+        self._artifact_roots[run_id] = artifact_uri
 
     def _artifact_root(self, run_id: str, env: str = "") -> str:
         if run_id not in self._artifact_roots:

@@ -182,6 +182,7 @@ def log_training_run(
         ),
     )
     run_id, stamp = run.info.run_id, int(time.time() * 1000)
+    registry.remember_artifact_root(run_id, run.info.artifact_uri)  # its registration names the model's files
     params = [Param(key, str(value)) for key, value in _params(registry, decision, train, holdout).items()]
     metrics = [Metric(key, value, stamp, 0) for key, value in _metrics(decision).items()]
     registry.ask("log params and metrics", lambda: client.log_batch(run_id, metrics=metrics, params=params))

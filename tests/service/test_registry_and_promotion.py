@@ -17,6 +17,7 @@ from service.config_file import load_config
 from service.data import frame_hash
 from service.errors import PromotionError, RegistryUnavailable
 from service.evaluate import GateDecision
+from service.mlflow_store import Store
 from service.promote import Outcome, accept_candidate, approve, promote_through, rollback
 from service.registration import register_challenger
 from service.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry, VersionRef
@@ -178,6 +179,38 @@ def test_better_challenger_replaces_champion_and_old_one_becomes_previous(regist
     assert decision.challenger_score > decision.champion_score
     assert outcome.action == "champion"
     assert aliases(registry)["dev"] == {CHAMPION: "2", CHALLENGER: None, PREVIOUS: "1"}
+    assert aliases(registry)["staging"] == {CHAMPION: "2", CHALLENGER: None, PREVIOUS: "1"}
+    assert aliases(registry)["prod"][CHALLENGER] == "2"
+
+
+def test_a_registration_reads_nothing_back_and_a_promotion_reads_each_environments_aliases_once(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a champion promoted along, and every MLflow call the registry makes recorded by what it does
+    train(registry)
+    promote_through(registry)
+    asked: list[str] = []
+    ask = Store.ask
+
+    def recorded(store: Store, what: str, call: Callable[[], object]) -> object:
+        asked.append(what)
+        return ask(store, what, call)
+
+    monkeypatch.setattr(Store, "ask", recorded)
+    # when a better challenger is registered and made dev's champion
+    version, _, outcome = train(registry, drifted_window(registry))
+    # then neither the new version nor its training run is read back
+    assert outcome.action == "champion"
+    read_back = (f"read weather-dev v{version.version}", f"read run {version.run_id}")
+    assert not [what for what in asked if what in read_back]
+    # when it is promoted into staging and prod
+    asked.clear()
+    promote_through(registry)
+    # then each environment's aliases are read once (with its model), and its source's champion once
+    sources = ["read weather-dev@champion", "read weather-staging@champion"]
+    assert [what for what in asked if "@" in what and what.startswith("read ")] == sources
+    for env in ("staging", "prod"):
+        assert asked.count(f"read model weather-{env}") == 2, asked  # it exists, and where its aliases stand
     assert aliases(registry)["staging"] == {CHAMPION: "2", CHALLENGER: None, PREVIOUS: "1"}
     assert aliases(registry)["prod"][CHALLENGER] == "2"
 
