@@ -1,14 +1,13 @@
 """MLflow as the system of record: drift-check and training runs, model versions, aliases and lineage.
 
-Each environment is its own registered model (``weather-dev``, ``weather-staging``...), each with the
-aliases ``champion``, ``challenger`` and ``previous``. Registration and copies between environments are
+Each environment is its own registered model (``weather-dev``, ``weather-staging``...) with the aliases
+``champion``, ``challenger`` and ``previous``. Registration and copies between environments are
 idempotent, keyed by the training run, so a retried task never makes a duplicate version.
 
-Each ``Registry`` talks to its own stores through their own clients: nothing here sets MLflow's
-process-wide tracking URI, so models with different stores can share one process. The default store
-holds the runs and every environment without a registry of its own; an environment with one
-(``registry.environments``) is read and written through its own ``Store`` and credentials, and
-versions reach it by ``service.crossing``. Only a definite "not found" from MLflow means absent.
+A ``Registry`` talks to its stores through their own clients, never MLflow's process-wide tracking URI,
+so models with different stores share a process. The default store holds the runs and every environment
+without a registry of its own (``registry.environments``: its own ``Store`` and credentials; versions
+reach it by ``service.crossing``). Only a definite "not found" from MLflow means absent.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlparse
 
 from service.errors import RegistryError
 from service.mlflow_errors import forbidden
@@ -69,8 +67,7 @@ def version_ref(model_version: object, env: str = "") -> VersionRef:
 
 def _default_artifact_root(tracking_uri: str) -> str | None:
     """Beside a local sqlite store, so the demo folder holds everything; servers pick their own."""
-    parsed = urlparse(tracking_uri)
-    if parsed.scheme == "sqlite" and tracking_uri.startswith("sqlite:///"):
+    if tracking_uri.startswith("sqlite:///"):
         return (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
     return None
 
@@ -199,12 +196,8 @@ class Registry:
     def tag_version(self, version: VersionRef, tags: dict[str, str]) -> None:
         store = self.store(version.env)
         for key, value in tags.items():
-            store.ask(
-                f"tag {version.uri}",
-                lambda k=key, v=value: store.client.set_model_version_tag(
-                    version.name, version.version, f"{TAG}{k}", v
-                ),
-            )
+            tag = (version.name, version.version, f"{TAG}{key}", value)
+            store.ask(f"tag {version.uri}", lambda tag=tag: store.client.set_model_version_tag(*tag))
 
     def _version_of_run(self, env: str, run_id: str) -> VersionRef | None:
         name, store = self.name(env), self.store(env)
@@ -271,15 +264,13 @@ class Registry:
         artifact repository) from the run's own location: one round trip, where ``download_artifacts``
         first lists the path to learn whether it is a folder and ``runs:/`` makes five."""
         store = self.store(env)
-        root = self._artifact_root(run_id, env)
+        repository = store.artifacts(self._artifact_root(run_id, env))
         with tempfile.TemporaryDirectory(prefix="driftloop-artifact-") as folder:
             local = Path(folder) / Path(path).name
-            repository = store.artifacts(root)
             store.ask(f"download {path} of run {run_id}", lambda: repository._download_file(path, str(local)))
             return local.read_text()
 
-    def remember_artifact_root(self, run_id: str, artifact_uri: str) -> None:
-        """A run this process just created: its artifact location, which never changes, is not read back."""
+    def remember_artifact_root(self, run_id: str, artifact_uri: str) -> None:  # of a run made here: not read back
         self._artifact_roots[run_id] = artifact_uri
 
     def _artifact_root(self, run_id: str, env: str = "") -> str:
