@@ -95,7 +95,7 @@ def stack_cpu(stack: object) -> dict[str, float]:
 # start, imports, Prefect's bookkeeping).
 SPLIT = {
     "checks": ("examine", "known_verdicts", "list_batches"),
-    "registry": ("record_check", "read_records", "current_reference", "pending_retrain", "load", "models_with_work"),
+    "registry": ("record_check", "read_records", "current_reference", "pending_retrain", "models_with_work"),
     "reports": ("draw_reports",),
 }
 # A sweep with nothing new is the sweep's own run: reading the directory, asking each model.

@@ -17,6 +17,7 @@ from prefect.settings import PREFECT_API_URL
 
 from flows import tasks
 from service import approval, steering
+from service.config_file import load_config
 from service.promote import Outcome
 from service.registry import Registry
 
@@ -48,7 +49,7 @@ def decide(registry: Registry, env: str, answer: Approval, version: str, prefect
 def approve_in_ui(config_path: str, model: str, env: str = "prod", version: str | None = None) -> Outcome | None:
     """Suspend until someone approves or rejects ``version`` of ``model`` in ``env`` (None: whichever
     waits when the run starts); then decide, unless it was decided meanwhile."""
-    _, registry = tasks.load(config_path)
+    registry = Registry(load_config(config_path))
     asked = request(registry, env, version)
     if asked is None:
         get_run_logger().info("%s: no version awaits approval in %s (decided already): nothing to ask", model, env)

@@ -15,6 +15,7 @@ from flows.notify import publish
 from flows.retrain import RetrainSummary, retrain
 from flows.slots import model_slot
 from service import notify
+from service.config_file import load_config
 from service.monitor import BatchVerdict, NewBatch, config_changes
 from service.records import MonitorRecords
 from service.reference import Reference
@@ -57,7 +58,8 @@ def monitor(
 
     Drift reports are drawn after every verdict and decision of the pass (``draw_reports``), or left
     pending for the sweep, which draws a whole fleet's in one process."""
-    config, registry = tasks.load(config_path)
+    registry = Registry(load_config(config_path))  # in the flow, not a task: see flows.tasks
+    config = registry.config
     # Two passes of one model at once could both record the same new batch: one at a time per model.
     with model_slot("monitor", config.model.name, config_path) as ours:
         if not ours:

@@ -8,6 +8,7 @@ from prefect.settings import PREFECT_API_URL
 
 from flows import tasks
 from service import steering
+from service.config_file import load_config
 from service.promote import Outcome
 from service.registry import Registry
 
@@ -21,7 +22,7 @@ def steer(registry: Registry, env: str, move: steering.Move, prefect_api: str | 
 @flow(name="promote")
 def promote(config_path: str, env: str, action: steering.Move = "promote") -> Outcome:
     """The same path as the API's and the CLI's, so the move is announced the same way."""
-    _, registry = tasks.load(config_path)
+    registry = Registry(load_config(config_path))
     # The API this run reports to, whether it came from the environment or a Prefect profile.
     steered = steer(registry, env, action, PREFECT_API_URL.value())
     for failure in steered.failures:

@@ -11,6 +11,7 @@ from flows import tasks
 from flows.notify import publish
 from flows.slots import model_slot
 from service import notify
+from service.config_file import load_config
 from service.promote import Outcome
 from service.registry import Registry
 from service.settings import Config
@@ -30,7 +31,8 @@ def retrain(
 ) -> RetrainSummary | None:
     """Train on ``window`` (batch URIs), on the batches up to a drift check's, or — with no champion
     yet — on the configured reference. A request made stale by a newer champion trains nothing."""
-    config, registry = tasks.load(config_path)
+    registry = Registry(load_config(config_path))  # in the flow, not a task: see flows.tasks
+    config = registry.config
     with model_slot("retrain", config.model.name, config_path) as ours:  # planned inside the slot, never beside another
         if not ours:
             get_run_logger().info("retrain skipped: a retrain of %s is running", config.model.name)

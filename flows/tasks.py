@@ -1,7 +1,10 @@
 """Prefect tasks: each wraps a ``service`` step, or steps that read or write together, adding retries to I/O.
 
 Coarse on purpose: every task run is a few round trips to the Prefect API and events its server records,
-so steps that are retried alike (reads; the registry's side of a retrain) share one task."""
+so steps that are retried alike (reads; the registry's side of a retrain) share one task.
+
+A flow reads its config file itself, not in a task: a local file needs no retries, and the model's slot,
+taken next, would meet the server still recording that task's run: a 503 and a retry, 30-250 ms a slot."""
 
 from __future__ import annotations
 
@@ -13,7 +16,6 @@ from prefect.cache_policies import NO_CACHE
 
 from service import data, fleet, monitor, promote, records, registration, reports, retrain
 from service import reference as references
-from service.config_file import load_config
 from service.errors import is_transient
 from service.registry import Registry
 from service.settings import Config
@@ -31,12 +33,6 @@ IO: dict[str, Any] = {
     "retry_condition_fn": _transient,
     "cache_policy": NO_CACHE,
 }
-
-
-@task(**IO)
-def load(config_path: str) -> tuple[Config, Registry]:
-    config = load_config(config_path)
-    return config, Registry(config)
 
 
 @task(**IO)
