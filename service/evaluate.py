@@ -87,6 +87,7 @@ class GateDecision:
     slice_regressions: dict[str, float] = field(default_factory=dict)
     skipped_slices: dict[str, str] = field(default_factory=dict)  # "column=value" -> why it was not judged
     overridden: bool = False  # dry_run promoted a challenger that failed the gate
+    champion_version: str | None = None  # the version it was judged against (set by whoever loaded it)
 
     @property
     def promote(self) -> bool:

@@ -10,7 +10,7 @@ from service.evaluate import GateDecision
 from service.progress import step
 from service.promote import Outcome, accept_candidate, gate_tags, promote_through
 from service.records import REPORT_PENDING
-from service.registry import CHAMPION, Registry, VersionRef
+from service.registry import Registry, VersionRef
 from service.reports import check_report, copy_if_drawn
 from service.retrain import Challenger, mark_settled
 from service.settings import Config
@@ -38,8 +38,7 @@ def register_challenger(
     version of that run, so neither a second run nor a second version is made."""
     config = registry.config
     key = training_key(challenger, drift_run_id)
-    champion = registry.at_alias(config.environments[0], CHAMPION)  # the one it was judged against
-    champion_version = champion.version if champion else None
+    champion_version = decision.champion_version  # the one it was judged against, whatever moved since
     tags = _lineage_tags(config, challenger, decision, drift_run_id, flow_run_id, champion_version)
     run_id = finished_training(registry, key)
     if run_id is None:

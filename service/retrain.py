@@ -4,7 +4,7 @@ same holdout. Logging, registering and settling it: ``service.registration``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import pandas as pd
@@ -75,11 +75,9 @@ def plan_retrain(registry: Registry, window: list[str] | None, drift_run_id: str
     """Decide the training window. With no champion: the configured reference. For a drift check: the
     ``training.window`` batches ending with its batch — unless a newer champion has replaced the one
     that check compared against, which makes the request stale (a burst of requests trains once)."""
-    from service.reference import current_reference
-
     config = registry.config
-    reference = current_reference(registry)
-    if reference is None:
+    champion = registry.at_alias(config.environments[0], CHAMPION)  # which one, not its reference: no downloads
+    if champion is None:
         step("no champion yet: the first one learns from %s", config.data.reference)
         return RetrainPlan((config.resolve(config.data.reference),))
     if drift_run_id:
@@ -89,10 +87,10 @@ def plan_retrain(registry: Registry, window: list[str] | None, drift_run_id: str
         if answered:
             # Kept or rejected by the gate, this drift check has had its retrain: a repeat trains nothing.
             return RetrainPlan(skip_reason=f"drift check {drift_run_id} was already answered by v{answered[0].version}")
-        if tags.get(f"{TAG}reference_run") != reference.run_id:
+        if tags.get(f"{TAG}reference_run") != champion.run_id:
             return RetrainPlan(
                 skip_reason=f"stale request: drift check {drift_run_id} compared against a champion "
-                f"that v{reference.version} has since replaced"
+                f"that v{champion.version} has since replaced"
             )
         if not window:
             stream = list_batches(config.resolve(config.data.current))
@@ -162,7 +160,8 @@ def evaluate_challenger(registry: Registry, challenger: Challenger, contract: Da
         own = contract_from_dict(registry.run_dict(champion_ref.run_id, CONTRACT_PATH))
         if own.feature_names != contract.feature_names:
             champion = OwnColumns(champion, own, challenger.holdout)
-    return evaluate_gate(challenger.model, champion, challenger.holdout, contract, registry.config)
+    decision = evaluate_gate(challenger.model, champion, challenger.holdout, contract, registry.config)
+    return replace(decision, champion_version=champion_ref.version if champion_ref else None)
 
 
 class OwnColumns:

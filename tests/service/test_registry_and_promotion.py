@@ -172,10 +172,12 @@ def test_better_challenger_replaces_champion_and_old_one_becomes_previous(regist
     train(registry)
     promote_through(registry)
     # when a challenger is trained on drifted data
-    _version, decision, outcome = train(registry, drifted_window(registry))
+    version, decision, outcome = train(registry, drifted_window(registry))
     promote_through(registry)
-    # then it wins on the same fresh holdout and moves along to prod's approval
+    # then it wins on the same fresh holdout, its lineage names the champion it was judged against,
+    # and it moves along to prod's approval
     assert decision.passed and decision.champion_score is not None
+    assert decision.champion_version == version.tags["driftloop.champion_version"] == "1"
     assert decision.challenger_score > decision.champion_score
     assert outcome.action == "champion"
     assert aliases(registry)["dev"] == {CHAMPION: "2", CHALLENGER: None, PREVIOUS: "1"}
