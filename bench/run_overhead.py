@@ -13,7 +13,9 @@ each call timed where it happens (a call inside another is counted once, in the 
 - **orchestration + registry**, the issue's figure: all the rest. Prefect (flows, tasks, slots, the
   API), MLflow (runs, artifacts, the model's save and loads, registration, aliases, tags), the content
   hashes of the lineage, driftloop's own logic between them.
-The figure before this split (everything but compute) is printed beside it.
+The figure before this split (everything but compute) is printed beside it. Both are what is left of
+the pass's wall time: work run beside the fit (a retrain loads the champion while the challenger fits)
+counts only as long as the pass waits for it.
 
 The pass draws the check's HTML report (Evidently) after its last decision, the retrain's promotions
 included: that time is printed on a line of its own, and beside it the overhead with it counted in.

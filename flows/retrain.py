@@ -48,8 +48,11 @@ def _retrain(
         get_run_logger().info("retrain skipped: %s", plan.skip_reason)
         return None
     uris, (frame, contract, dropped) = list(plan.uris), loaded
+    # The champion is read and loaded in a thread of the task runner while the challenger fits here; its
+    # result, not the future, goes on, so a failed load fails the run with its own error.
+    champion = tasks.load_champion.submit(registry)
     challenger = tasks.fit_challenger(config, contract, frame, uris, dropped)
-    decision = tasks.evaluate(registry, challenger, contract)
+    decision = tasks.evaluate(registry, challenger, contract, champion.result())
     candidate, outcomes = tasks.register_and_promote(
         registry, challenger, contract, decision, drift_run_id, flow_run.get_id()
     )

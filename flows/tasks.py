@@ -114,8 +114,15 @@ def fit_challenger(
 
 
 @task(**IO)
-def evaluate(registry: Registry, challenger: retrain.Challenger, contract: Any) -> Any:
-    return retrain.evaluate_challenger(registry, challenger, contract)
+def load_champion(registry: Registry) -> retrain.Champion | None:
+    return retrain.load_champion(registry)
+
+
+@task(cache_policy=NO_CACHE)
+def evaluate(
+    registry: Registry, challenger: retrain.Challenger, contract: Any, champion: retrain.Champion | None
+) -> Any:
+    return retrain.evaluate_against(registry, challenger, contract, champion)
 
 
 @task(**IO)

@@ -149,19 +149,43 @@ def fit_challenger(
     return Challenger(model, train, holdout, tuple(uris), rows or WindowRows(len(frame), len(frame)), reference)
 
 
+@dataclass(frozen=True)
+class Champion:
+    """The first environment's champion as a challenger is judged against it: the model and its contract."""
+
+    ref: VersionRef
+    model: object
+    contract: DataContract
+
+
+def load_champion(registry: Registry) -> Champion | None:
+    """The first environment's champion, loaded; None before the first one. Only reads: a retrain runs it
+    while the challenger fits."""
+    ref = registry.at_alias(registry.config.environments[0], CHAMPION)
+    if ref is None:
+        return None
+    contract = contract_from_dict(registry.run_dict(ref.run_id, CONTRACT_PATH))
+    return Champion(ref, registry.load_version(ref), contract)
+
+
 def evaluate_challenger(registry: Registry, challenger: Challenger, contract: DataContract) -> GateDecision:
     """Score the challenger and the first environment's champion on the same fresh holdout."""
-    champion_ref = registry.at_alias(registry.config.environments[0], CHAMPION)
-    against = f" beside the champion v{champion_ref.version}" if champion_ref else ""
+    return evaluate_against(registry, challenger, contract, load_champion(registry))
+
+
+def evaluate_against(
+    registry: Registry, challenger: Challenger, contract: DataContract, champion: Champion | None
+) -> GateDecision:
+    """Score the challenger and ``champion`` (``load_champion``'s) on the same fresh holdout."""
+    against = f" beside the champion v{champion.ref.version}" if champion else ""
     step("scoring the new model on the holdout (%d rows)%s", len(challenger.holdout), against)
-    champion = None
-    if champion_ref is not None:
-        champion = registry.load_version(champion_ref)
-        own = contract_from_dict(registry.run_dict(champion_ref.run_id, CONTRACT_PATH))
-        if own.feature_names != contract.feature_names:
-            champion = OwnColumns(champion, own, challenger.holdout)
-    decision = evaluate_gate(challenger.model, champion, challenger.holdout, contract, registry.config)
-    return replace(decision, champion_version=champion_ref.version if champion_ref else None)
+    model = None
+    if champion is not None:
+        model = champion.model
+        if champion.contract.feature_names != contract.feature_names:
+            model = OwnColumns(champion.model, champion.contract, challenger.holdout)
+    decision = evaluate_gate(challenger.model, model, challenger.holdout, contract, registry.config)
+    return replace(decision, champion_version=champion.ref.version if champion else None)
 
 
 class OwnColumns:

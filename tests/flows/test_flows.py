@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,10 +13,13 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+import service.retrain
 from flows.inference import batch_inference
 from flows.monitor import monitor
 from flows.promote import promote
+from flows.retrain import retrain
 from service.config_file import load_config
+from service.errors import RegistryError
 from service.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry
 from tests.support import events_named
 
@@ -238,3 +242,36 @@ def test_a_retrain_subflow_sends_no_heartbeat_of_its_own_beside_its_pass(
     # then the pass's flow run sent a heartbeat, which says the process is alive, and no retrain run did
     beating = {_flow_of(event) for event in events_named(prefect, "prefect.flow-run.heartbeat", since)}
     assert beating == {"monitor"}
+
+
+def test_a_retrain_loads_the_champion_beside_the_fit_and_a_failed_load_fails_it_with_its_own_error(
+    prefect: str, world: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a first champion, and a window of drifted batches to retrain on
+    config_path = world(n_batches=5, drift_at=4)
+    assert retrain(str(config_path)) is not None
+    stream = Path(load_config(config_path).resolve("data/stream"))
+    window = [str(stream / "batch_004.csv"), str(stream / "batch_005.csv")]
+    on_flow_thread: list[bool] = []
+    loaded = service.retrain.load_champion
+
+    def recorded(registry: Registry) -> object:
+        on_flow_thread.append(threading.current_thread() is threading.main_thread())
+        return loaded(registry)
+
+    monkeypatch.setattr(service.retrain, "load_champion", recorded)
+    # when a retrain runs
+    summary = retrain(str(config_path), window=window)
+    # then the champion it is judged against was loaded once, by the task runner's thread, not the one fitting
+    assert summary is not None and summary.version == "2"
+    assert on_flow_thread == [False]
+
+    # when the champion cannot be loaded (the registry refuses)
+    def refused(registry: Registry) -> object:
+        raise RegistryError("MLflow at http://registry refused to read the champion")
+
+    monkeypatch.setattr(service.retrain, "load_champion", refused)
+    # then the retrain fails with that error, and registers nothing
+    with pytest.raises(RegistryError, match="refused to read the champion"):
+        retrain(str(config_path), window=window)
+    assert registry_state(config_path)["dev"]["versions"] == ["1", "2"]

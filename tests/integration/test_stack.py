@@ -149,7 +149,7 @@ def test_mlflow_server_down_during_registration_fails_clearly_and_a_rerun_regist
         assert run.state.type.value == "FAILED", run.state
         assert f"127.0.0.1:{port}" in (run.state.message or ""), run.state.message
         tasks = task_run_names(flow_run_id)
-        assert tasks.get("register_and_promote") is None, tasks
+        assert tasks.get("register_and_promote") in (None, "FAILED"), tasks
         # and once the server is back, nothing was registered or promoted half-way
         outage.start()
         assert world.state() == before
