@@ -32,9 +32,7 @@ class Outcome:
     message: str
 
 
-def _make_champion(
-    registry: Registry, env: str, version: VersionRef, aliases: dict[str, str] | None = None
-) -> Outcome:
+def _make_champion(registry: Registry, env: str, version: VersionRef, aliases: dict[str, str] | None = None) -> Outcome:
     """``version`` becomes ``env``'s champion, the one it replaces ``previous``. ``aliases``: the model's
     aliases as the caller has just read them (``Registry.aliases``), read here otherwise."""
     aliases = registry.aliases(env) if aliases is None else aliases

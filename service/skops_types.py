@@ -15,6 +15,7 @@ against the list), 0.09 s.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -23,6 +24,8 @@ import numpy as np
 
 # Values, and modules: what a module holds is not part of the model.
 _NOT_WALKED = (str, bytes, int, float, bool, complex, ModuleType)
+# What mlflow.sklearn._save_model takes, in MLflow 3.17: the function check_saves_by_audit replaces.
+_MLFLOW_SAVE_PARAMETERS = ["sk_model", "output_path", "serialization_format", "skops_trusted_types"]
 
 
 def _name(kind: type) -> str:
@@ -95,18 +98,29 @@ def dump_and_audit(model: object, path: str, trusted: list[str] | None) -> None:
         raise UntrustedTypesError(untrusted)
 
 
+def refused_for_its_types(exc: BaseException) -> bool:
+    """Whether a save failed because its trusted list misses a type the model holds: the audit's error, or
+    MLflow's own check's (raised while handling skops' refusal to load)."""
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    return isinstance(exc, UntrustedTypesError) or isinstance(exc.__context__, UntrustedTypesFoundException)
+
+
 def check_saves_by_audit() -> None:
     """Make ``mlflow.sklearn.save_model`` in skops format check its file by ``dump_and_audit``, not by
     loading the model back. Other formats are left to MLflow. Idempotent; for the whole process, as the
     result is the same: a save that passes would have passed MLflow's load, and one that fails still fails.
 
-    ``mlflow.sklearn._save_model`` is private (MLflow is pinned to 3.x); a test checks its signature."""
+    ``mlflow.sklearn._save_model`` is private: an MLflow whose function is missing or takes other
+    parameters keeps its own check, and the test that a save loads nothing back fails."""
     import mlflow.sklearn as flavour
     from mlflow.exceptions import MlflowException
 
-    if getattr(flavour._save_model, "audits_skops", False):
+    mlflows_own = getattr(flavour, "_save_model", None)
+    if mlflows_own is None or getattr(mlflows_own, "audits_skops", False):
         return
-    mlflows_own = flavour._save_model
+    if list(inspect.signature(mlflows_own).parameters) != _MLFLOW_SAVE_PARAMETERS:
+        return  # an MLflow whose private save is not the one this replaces: its own check (the load) stays
 
     def _save_model(
         sk_model: object, output_path: str, serialization_format: str, skops_trusted_types: list[str] | None
@@ -124,4 +138,5 @@ def check_saves_by_audit() -> None:
             ) from exc
 
     _save_model.audits_skops = True  # type: ignore[attr-defined]
+    _save_model.mlflows_own = mlflows_own  # type: ignore[attr-defined]
     flavour._save_model = _save_model

@@ -21,7 +21,7 @@ from service import schemas
 from service.contracts import DataContract, contract_to_dict
 from service.evaluate import GateDecision
 from service.registry import CONTRACT_PATH, LINEAGE_PATH, MODEL_PATH, TAG, Registry, tag_filter
-from service.skops_types import UntrustedTypesError, check_saves_by_audit, exact_types, types_in
+from service.skops_types import check_saves_by_audit, exact_types, refused_for_its_types, types_in
 from service.stored_reference import LINEAGE_KEY, ReferenceSnapshot, write_snapshot
 
 TRAINING = "training"
@@ -103,7 +103,9 @@ def _save_model(
 
     try:
         save(types_in(model))
-    except UntrustedTypesError:
+    except Exception as exc:
+        if not refused_for_its_types(exc):
+            raise
         shutil.rmtree(folder)
         save(exact_types(model))
 

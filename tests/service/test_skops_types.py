@@ -18,7 +18,7 @@ import yaml
 from skops.io.exceptions import UntrustedTypesFoundException
 from threadpoolctl import threadpool_limits
 
-from service import tracking
+from service import skops_types, tracking
 from service.contracts import DataContract, conform, contract_from_reference
 from service.demo_data import make_stream
 from service.settings import Config
@@ -102,6 +102,26 @@ def test_a_save_whose_walk_missed_a_type_trusts_skops_list_and_loads(
     assert sorted(saved_trust(tmp_path / "model")) == sorted(exact_types(model))
     loaded = mlflow.sklearn.load_model(str(tmp_path / "model"))
     sample = frame[contract.feature_names].head(50)
+    assert list(loaded.predict(sample)) == list(model.predict(sample))  # type: ignore[attr-defined]
+
+
+def test_with_mlflows_own_check_a_save_whose_walk_missed_a_type_still_trusts_skops_list(
+    reference: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given an MLflow whose private save is not the one the audit replaces (its own check, a load, stays)
+    # and a walk that names nothing
+    check_saves_by_audit()
+    monkeypatch.setattr(mlflow.sklearn, "_save_model", mlflow.sklearn._save_model.mlflows_own)
+    monkeypatch.setattr(skops_types, "_MLFLOW_SAVE_PARAMETERS", ["another", "signature"])
+    monkeypatch.setattr(tracking, "types_in", lambda model: [])
+    model, contract, frame = fitted("sklearn.ensemble.HistGradientBoostingClassifier", reference)
+    # when
+    tracking._save_model(model, tmp_path / "model", contract, frame, contract.feature_names)
+    # then MLflow's refusal is seen for what it is: saved again with skops' own list, and it loads
+    assert not getattr(mlflow.sklearn._save_model, "audits_skops", False)
+    assert sorted(saved_trust(tmp_path / "model")) == sorted(exact_types(model))
+    sample = frame[contract.feature_names].head(50)
+    loaded = mlflow.sklearn.load_model(str(tmp_path / "model"))
     assert list(loaded.predict(sample)) == list(model.predict(sample))  # type: ignore[attr-defined]
 
 
