@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from service.errors import RegistryError
+
 # Values, and modules: what a module holds is not part of the model.
 _NOT_WALKED = (str, bytes, int, float, bool, complex, ModuleType)
 # What mlflow.sklearn._save_model takes, in MLflow 3.17: the function check_saves_by_audit replaces.
@@ -78,7 +80,7 @@ def exact_types(model: object) -> list[str]:
     return skops.io.get_untrusted_types(data=skops.io.dumps(model))
 
 
-class UntrustedTypesError(Exception):
+class UntrustedTypesError(RegistryError):
     """A saved model holds types its trusted list does not name: it would not load with that list."""
 
     def __init__(self, untrusted: set[str]) -> None:
